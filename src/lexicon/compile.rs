@@ -1,0 +1,408 @@
+//! Compiling a lexicon set: one Aho-Corasick DFA over every entry fragment, exception
+//! and modifier cue (as whole-word patterns `" w1 w2 "` over normalised text), plus the
+//! end-anchored template regexes. Compiled once, shared read-only by every call.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use aho_corasick::dfa::DFA;
+use aho_corasick::MatchKind;
+use regex::{Regex, RegexSet};
+use sha2::{Digest, Sha256};
+
+use super::load::{load_dir, LexiconError, LexiconErrors, Lined, SourceCategory};
+use super::{template, Kind, SpeakerFilter};
+use crate::text::normalize::plain_words;
+use crate::text::{Normalizer, Vocab};
+
+/// Most words a gap may skip.
+pub const MAX_GAP: u8 = 8;
+/// The default gap (`...`).
+pub const DEFAULT_GAP: u8 = 3;
+
+/// Modifier cue kinds, as the matcher tracks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cue {
+    Negation,
+    Reported,
+    Person,
+    Thing,
+    ClauseBreak,
+}
+
+/// What an automaton pattern stands for (one pattern may have several uses).
+#[derive(Clone, Copy, Debug)]
+pub enum Use {
+    /// A whole entry without gaps.
+    Entry { category: u16, entry: u16 },
+    /// Fragment `frag` of a gapped entry.
+    Fragment { gapped: u16, frag: u8 },
+    /// A modifier cue of a modifier category.
+    Cue { cue: Cue, category: u16 },
+    /// An exception phrase of a category.
+    Exception { category: u16 },
+}
+
+/// A gapped entry: its fragments' token counts and the gap after each fragment.
+#[derive(Clone, Debug)]
+pub struct Gapped {
+    pub category: u16,
+    pub entry: u16,
+    pub frag_tokens: Vec<u8>,
+    pub gaps: Vec<u8>,
+}
+
+/// A compiled category.
+#[derive(Clone, Debug)]
+pub struct Category {
+    pub id: String,
+    pub speaker: SpeakerFilter,
+    pub kind: Kind,
+    pub tag: Option<String>,
+    pub negatable: bool,
+    pub reportable: bool,
+    pub directed: bool,
+    pub vocative: bool,
+    /// Words a hit waits for before it is decided (exceptions, a following "you").
+    pub hold: u8,
+    /// Hits wait in the pending list (directedness or exceptions to decide).
+    pub deferred: bool,
+    pub source: SourceCategory,
+}
+
+impl Category {
+    /// The source text of entry or template `i` (templates follow the entries).
+    pub fn entry_text(&self, i: u16) -> &str {
+        let i = i as usize;
+        let n = self.source.entries.len();
+        if i < n {
+            &self.source.entries[i].text
+        } else {
+            self.source.templates.get(i - n).map(|t| t.text.as_str()).unwrap_or("")
+        }
+    }
+}
+
+/// A compiled template.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub category: u16,
+    pub entry: u16,
+    pub regex: Regex,
+}
+
+/// A compiled lexicon set.
+#[derive(Debug)]
+pub struct Lexicon {
+    /// `sha256:<hex>` over the files' paths and contents.
+    pub version: String,
+    pub categories: Vec<Category>,
+    pub normalizer: Normalizer,
+    pub(crate) dfa: DFA,
+    pub(crate) uses: Vec<Vec<Use>>,
+    pub(crate) pattern_tokens: Vec<u8>,
+    pub(crate) gapped: Vec<Gapped>,
+    pub(crate) templates: Vec<Template>,
+    pub(crate) template_set: Option<RegexSet>,
+    pub(crate) template_triggers: HashSet<String>,
+    /// Number of entries (phrases) and templates, for reports.
+    pub entry_count: usize,
+    pub template_count: usize,
+    pub pattern_count: usize,
+}
+
+/// Splits an entry into fragments and gaps: "sorry ... for the" -> (["sorry", "for the"], [3]).
+pub fn split_gaps(entry: &str) -> Result<(Vec<String>, Vec<u8>), String> {
+    let mut frags = Vec::new();
+    let mut gaps = Vec::new();
+    let mut cur = String::new();
+    let s = entry.replace('…', "...");
+    let mut rest = s.as_str();
+    while let Some(pos) = rest.find("...") {
+        cur.push_str(&rest[..pos]);
+        let after = &rest[pos + 3..];
+        let digits: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let gap: u8 = if digits.is_empty() {
+            DEFAULT_GAP
+        } else {
+            digits.parse().map_err(|_| "gap size is not a number".to_string())?
+        };
+        if gap == 0 || gap > MAX_GAP {
+            return Err(format!("gap size {gap}: allowed 1 to {MAX_GAP}"));
+        }
+        if cur.trim().is_empty() {
+            return Err("a gap needs words on both sides".into());
+        }
+        frags.push(std::mem::take(&mut cur));
+        gaps.push(gap);
+        rest = &after[digits.len()..];
+    }
+    cur.push_str(rest);
+    if cur.trim().is_empty() {
+        return Err(if gaps.is_empty() { "empty entry".into() } else { "a gap needs words on both sides".into() });
+    }
+    frags.push(cur);
+    if frags.len() > 8 {
+        return Err("at most 7 gaps in one entry".into());
+    }
+    Ok((frags, gaps))
+}
+
+/// The syntax check the loader runs on every entry.
+pub fn check_entry_syntax(entry: &str) -> Result<(), String> {
+    let (frags, _) = split_gaps(entry)?;
+    for f in &frags {
+        if plain_words(f).is_empty() {
+            return Err("a part of the entry has no words".into());
+        }
+    }
+    Ok(())
+}
+
+fn cue_of(kind: Kind) -> Option<Cue> {
+    Some(match kind {
+        Kind::Negation => Cue::Negation,
+        Kind::ReportedSpeech => Cue::Reported,
+        Kind::PersonCue => Cue::Person,
+        Kind::ThingCue => Cue::Thing,
+        Kind::ClauseBreak => Cue::ClauseBreak,
+        _ => return None,
+    })
+}
+
+/// Content hash of a lexicon set: sha256 over each file's relative path and contents.
+pub fn version_of(sources: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = sources.iter().collect();
+    sorted.sort();
+    let mut h = Sha256::new();
+    for (name, src) in sorted {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(src.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+impl Lexicon {
+    /// Loads and compiles every lexicon file under `dir`.
+    pub fn load(dir: &Path) -> Result<Lexicon, LexiconErrors> {
+        let (cats, sources) = load_dir(dir)?;
+        Lexicon::compile(cats, &sources)
+    }
+
+    /// Compiles validated categories. `sources` (file name, contents) give the version.
+    pub fn compile(cats: Vec<SourceCategory>, sources: &[(String, String)]) -> Result<Lexicon, LexiconErrors> {
+        if cats.len() > u16::MAX as usize {
+            return Err(LexiconErrors(vec![LexiconError {
+                file: "lexicons".into(),
+                line: 0,
+                reason: "too many categories".into(),
+            }]));
+        }
+        // Pass 1: the vocabulary that ambiguous rewrites resolve against.
+        let mut vocab = Vocab::new();
+        for c in &cats {
+            for e in c.entries.iter().chain(&c.exceptions) {
+                for w in plain_words(&e.text.replace('…', " ").replace("...", " ")) {
+                    if w.bytes().all(|b| b.is_ascii_digit()) {
+                        continue;
+                    }
+                    if c.kind.is_maskable() {
+                        vocab.insert_maskable(&w);
+                    } else {
+                        vocab.insert(&w);
+                    }
+                }
+            }
+        }
+        let normalizer = Normalizer::new(vocab);
+
+        // Pass 2: patterns.
+        let mut errors = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut uses: Vec<Vec<Use>> = Vec::new();
+        let mut gapped = Vec::new();
+        let mut templates = Vec::new();
+        let mut template_triggers = HashSet::new();
+        let mut categories = Vec::with_capacity(cats.len());
+        let mut entry_count = 0;
+
+        let mut pattern_for = |norm: &str, u: Use| -> usize {
+            let key = format!(" {norm} ");
+            let id = *index.entry(key.clone()).or_insert_with(|| {
+                patterns.push(key);
+                uses.push(Vec::new());
+                patterns.len() - 1
+            });
+            uses[id].push(u);
+            id
+        };
+        let norm_phrase = |l: &Lined, what: &str, c: &SourceCategory, errors: &mut Vec<LexiconError>| -> Option<String> {
+            let n = normalizer.normalize_str(&l.text);
+            let n = n.trim_end_matches(" |").trim_end_matches('|').trim().to_string();
+            if n.is_empty() {
+                errors.push(LexiconError {
+                    file: c.file.clone(),
+                    line: l.line,
+                    reason: format!("{}: {what} {:?} has no words", c.id, l.text),
+                });
+                return None;
+            }
+            if n.split(' ').any(|t| t == "|") {
+                errors.push(LexiconError {
+                    file: c.file.clone(),
+                    line: l.line,
+                    reason: format!("{}: {what} {:?} spans a clause end (. ! ? ; :)", c.id, l.text),
+                });
+                return None;
+            }
+            Some(n)
+        };
+
+        for (ci, c) in cats.iter().enumerate() {
+            let cid = ci as u16;
+            let cue = cue_of(c.kind);
+            let mut max_exc_tokens = 0u8;
+            for (ei, e) in c.entries.iter().enumerate() {
+                entry_count += 1;
+                let ei = ei as u16;
+                let (frags, gaps) = match split_gaps(&e.text) {
+                    Ok(x) => x,
+                    Err(reason) => {
+                        errors.push(LexiconError { file: c.file.clone(), line: e.line, reason });
+                        continue;
+                    }
+                };
+                if let Some(cue) = cue {
+                    if frags.len() > 1 {
+                        errors.push(LexiconError {
+                            file: c.file.clone(),
+                            line: e.line,
+                            reason: format!("{}: modifier entries cannot have gaps", c.id),
+                        });
+                        continue;
+                    }
+                    if let Some(n) = norm_phrase(e, "entry", c, &mut errors) {
+                        pattern_for(&n, Use::Cue { cue, category: cid });
+                    }
+                    continue;
+                }
+                if frags.len() == 1 {
+                    if let Some(n) = norm_phrase(e, "entry", c, &mut errors) {
+                        pattern_for(&n, Use::Entry { category: cid, entry: ei });
+                    }
+                    continue;
+                }
+                let gi = gapped.len() as u16;
+                let mut frag_tokens = Vec::new();
+                let mut ok = true;
+                for (fi, f) in frags.iter().enumerate() {
+                    let l = Lined { text: f.clone(), line: e.line };
+                    match norm_phrase(&l, "entry part", c, &mut errors) {
+                        Some(n) => {
+                            frag_tokens.push(n.split(' ').count().min(255) as u8);
+                            pattern_for(&n, Use::Fragment { gapped: gi, frag: fi as u8 });
+                        }
+                        None => ok = false,
+                    }
+                }
+                if ok {
+                    gapped.push(Gapped { category: cid, entry: ei, frag_tokens, gaps });
+                }
+            }
+            for x in &c.exceptions {
+                if let Some(n) = norm_phrase(x, "exception", c, &mut errors) {
+                    max_exc_tokens = max_exc_tokens.max(n.split(' ').count().min(32) as u8);
+                    pattern_for(&n, Use::Exception { category: cid });
+                }
+            }
+            for (ti, t) in c.templates.iter().enumerate() {
+                let entry = (c.entries.len() + ti) as u16;
+                match template::expand(&t.text) {
+                    Ok(exp) => {
+                        template::trigger_words(&exp, &mut template_triggers);
+                        templates.push(Template {
+                            category: cid,
+                            entry,
+                            regex: Regex::new(&template::anchored(&exp)).expect("checked at load"),
+                        });
+                    }
+                    Err(reason) => errors.push(LexiconError {
+                        file: c.file.clone(),
+                        line: t.line,
+                        reason: format!("{}: template {:?}: {reason}", c.id, t.text),
+                    }),
+                }
+            }
+            let hold = if c.exceptions.is_empty() { 0 } else { max_exc_tokens.saturating_sub(1) };
+            let hold = if c.directed { hold.max(1) } else { hold };
+            categories.push(Category {
+                id: c.id.clone(),
+                speaker: c.speaker,
+                kind: c.kind,
+                tag: c.tag.clone(),
+                negatable: c.negatable,
+                reportable: c.reportable,
+                directed: c.directed,
+                vocative: c.vocative,
+                hold,
+                deferred: c.directed || !c.exceptions.is_empty(),
+                source: c.clone(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(LexiconErrors(errors));
+        }
+        let pattern_tokens = patterns
+            .iter()
+            .map(|p| p.trim().split(' ').count().min(255) as u8)
+            .collect();
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(&patterns)
+            .map_err(|e| {
+                LexiconErrors(vec![LexiconError { file: "lexicons".into(), line: 0, reason: e.to_string() }])
+            })?;
+        let template_set = if templates.is_empty() {
+            None
+        } else {
+            Some(RegexSet::new(templates.iter().map(|t| t.regex.as_str())).expect("each template compiled"))
+        };
+        let template_count = templates.len();
+        Ok(Lexicon {
+            version: version_of(sources),
+            categories,
+            normalizer,
+            dfa,
+            pattern_count: patterns.len(),
+            uses,
+            pattern_tokens,
+            gapped,
+            templates,
+            template_set,
+            template_triggers,
+            entry_count,
+            template_count,
+        })
+    }
+
+    /// The category with this id.
+    pub fn category(&self, id: &str) -> Option<(u16, &Category)> {
+        self.categories
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.id == id)
+            .map(|(i, c)| (i as u16, c))
+    }
+
+    /// Heap memory of the compiled automaton, in bytes.
+    pub fn automaton_bytes(&self) -> usize {
+        use aho_corasick::automaton::Automaton;
+        self.dfa.memory_usage()
+    }
+}

@@ -1,0 +1,318 @@
+//! PCI redaction, applied to every transcript text (partials included) before anything
+//! else sees it: matching, evidence quotes, logs, records.
+//!
+//! - A Luhn-valid run of 13–19 digits becomes `[PAN]`. Digits may be grouped with
+//!   spaces, dashes, commas or dots, and may be spoken as words ("four one one one",
+//!   "oh", "double four", "triple one"), as speech engines print them.
+//! - In a partial, a run of 12–19 digits that reaches the end of the hypothesis is
+//!   redacted as `[PAN]` even before it is complete: the next word may complete a card
+//!   number, and a partial must never carry one.
+//! - After a request for the card security code ("security code", "CVV", "the three digit
+//!   code on the back"), the next 3–4 digit number the customer gives becomes `[CVV]`.
+//!   The request arms [`RedactState`] for the customer's next four final segments.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Carried redaction state of one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactState {
+    /// Customer final segments during which a security code is expected.
+    pub cvv_armed: u8,
+}
+
+/// Who spoke the text being redacted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Customer,
+    Other,
+}
+
+const CVV_WINDOW: u8 = 4;
+
+fn cvv_request() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?i)\b(security code|security number|cvv2?|cvc2?|cid|card verification|verification (code|number|value)|(three|four|3|4)[- ]digit (code|number)|code on the back|number on the back|digits on the back)\b",
+        )
+        .expect("static regex")
+    })
+}
+
+fn digit_word(w: &str) -> Option<u8> {
+    Some(match w {
+        "zero" | "oh" | "o" => 0,
+        "one" => 1,
+        "two" => 2,
+        "three" => 3,
+        "four" => 4,
+        "five" => 5,
+        "six" => 6,
+        "seven" => 7,
+        "eight" => 8,
+        "nine" => 9,
+        _ => return None,
+    })
+}
+
+/// One unit of a digit run: a span of the text and the digits it stands for.
+#[derive(Debug, Clone)]
+struct Unit {
+    start: usize,
+    end: usize,
+    digits: Vec<u8>,
+}
+
+/// Splits text into words with byte spans; separators are whitespace and , ; : ( ) "
+fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        let sep = c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"' | '!' | '?');
+        match (sep, start) {
+            (true, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// Groups the text's digit-bearing words into runs of adjacent units.
+fn digit_runs(text: &str) -> Vec<Vec<Unit>> {
+    let mut runs: Vec<Vec<Unit>> = Vec::new();
+    let mut cur: Vec<Unit> = Vec::new();
+    let mut repeat: Option<(usize, usize)> = None; // (count, start) after "double"/"triple"
+    for (s, e) in words(text) {
+        let raw = &text[s..e];
+        let trimmed = raw.trim_end_matches(['.', '-']);
+        let te = s + trimmed.len();
+        let lower = trimmed.to_ascii_lowercase();
+        if lower == "double" || lower == "triple" {
+            repeat = Some((if lower == "double" { 2 } else { 3 }, s));
+            continue;
+        }
+        let mut unit = None;
+        if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') {
+            let digits: Vec<u8> = trimmed.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
+            if !digits.is_empty() && !trimmed.contains("..") {
+                unit = Some(Unit { start: s, end: te, digits });
+            }
+        } else if let Some(d) = digit_word(&lower) {
+            unit = Some(Unit { start: s, end: te, digits: vec![d] });
+        }
+        match unit {
+            Some(mut u) => {
+                if let Some((n, rs)) = repeat.take() {
+                    if u.digits.len() == 1 {
+                        u.digits = vec![u.digits[0]; n];
+                        u.start = rs;
+                    }
+                }
+                cur.push(u);
+            }
+            None => {
+                repeat = None;
+                if !cur.is_empty() {
+                    runs.push(std::mem::take(&mut cur));
+                }
+            }
+        }
+    }
+    if !cur.is_empty() {
+        runs.push(cur);
+    }
+    runs
+}
+
+/// The Luhn check over a digit sequence.
+pub fn luhn_valid(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, &d) in digits.iter().rev().enumerate() {
+        let mut v = d as u32;
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    !digits.is_empty() && sum % 10 == 0
+}
+
+/// Finds `[PAN]` spans: within each run, the longest Luhn-valid window of whole units
+/// holding 13–19 digits, left to right, not overlapping.
+fn pan_spans(runs: &[Vec<Unit>], partial: bool, text_len: usize, text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    for run in runs {
+        let total: usize = run.iter().map(|u| u.digits.len()).sum();
+        if total < 12 {
+            continue;
+        }
+        let mut i = 0;
+        let mut found_any = false;
+        while i < run.len() {
+            let mut best = None;
+            let mut count = 0;
+            let mut digits: Vec<u8> = Vec::with_capacity(19);
+            for j in i..run.len() {
+                count += run[j].digits.len();
+                if count > 19 {
+                    break;
+                }
+                digits.extend_from_slice(&run[j].digits);
+                if count >= 13 && luhn_valid(&digits) {
+                    best = Some(j);
+                }
+            }
+            if let Some(j) = best {
+                spans.push((run[i].start, run[j].end));
+                found_any = true;
+                i = j + 1;
+            } else {
+                i += 1;
+            }
+        }
+        // A partial hypothesis may end in the middle of a card number.
+        if partial && !found_any && total <= 19 {
+            let last = run.last().expect("non-empty run");
+            let tail_is_end = text[last.end..text_len].trim().is_empty();
+            if tail_is_end {
+                spans.push((run[0].start, last.end));
+            }
+        }
+    }
+    spans
+}
+
+/// A 3–4 digit code: one unit of 3–4 digits, or 3–4 single-digit units in a row, not
+/// part of a longer run.
+fn cvv_span(runs: &[Vec<Unit>]) -> Option<(usize, usize)> {
+    for run in runs {
+        let total: usize = run.iter().map(|u| u.digits.len()).sum();
+        if (3..=4).contains(&total) {
+            return Some((run[0].start, run[run.len() - 1].end));
+        }
+    }
+    None
+}
+
+fn apply(text: &str, mut spans: Vec<(usize, usize, &'static str)>) -> String {
+    spans.sort_by_key(|s| s.0);
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for (s, e, label) in spans {
+        if s < pos {
+            continue;
+        }
+        out.push_str(&text[pos..s]);
+        out.push_str(label);
+        pos = e;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// Redacts one segment text. `is_final` segments update `state` (a request arms it, a
+/// given code or the end of the window disarms it); partials read it only.
+pub fn redact<'a>(text: &'a str, role: Role, is_final: bool, state: &mut RedactState) -> Cow<'a, str> {
+    let has_digitish = text.bytes().any(|b| b.is_ascii_digit())
+        || text.split(|c: char| !c.is_alphabetic()).any(|w| digit_word(&w.to_ascii_lowercase()).is_some());
+    let request = cvv_request().find(text).map(|m| m.end());
+    let armed_before = state.cvv_armed > 0 && role == Role::Customer;
+    if is_final {
+        if role == Role::Customer && state.cvv_armed > 0 {
+            state.cvv_armed -= 1;
+        }
+        if request.is_some() {
+            state.cvv_armed = CVV_WINDOW;
+        }
+    }
+    if !has_digitish {
+        return Cow::Borrowed(text);
+    }
+    let runs = digit_runs(text);
+    let mut spans: Vec<(usize, usize, &'static str)> = pan_spans(&runs, !is_final, text.len(), text)
+        .into_iter()
+        .map(|(s, e)| (s, e, "[PAN]"))
+        .collect();
+    // The code follows a request: earlier in this text, or in an earlier segment.
+    let after = match (armed_before, request) {
+        (true, _) => Some(0),
+        (false, Some(end)) => Some(end),
+        (false, None) => None,
+    };
+    if let Some(from) = after {
+        let later: Vec<Vec<Unit>> = runs
+            .iter()
+            .filter(|r| r[0].start >= from)
+            .filter(|r| !spans.iter().any(|&(s, e, _)| r[0].start >= s && r[0].start < e))
+            .cloned()
+            .collect();
+        if let Some((s, e)) = cvv_span(&later) {
+            spans.push((s, e, "[CVV]"));
+            if is_final && role == Role::Customer {
+                state.cvv_armed = 0;
+            }
+        }
+    }
+    if spans.is_empty() {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(apply(text, spans))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(text: &str, fin: bool) -> String {
+        redact(text, Role::Customer, fin, &mut RedactState::default()).into_owned()
+    }
+
+    #[test]
+    fn luhn() {
+        assert!(luhn_valid(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
+        assert!(!luhn_valid(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]));
+    }
+
+    #[test]
+    fn pan_forms() {
+        assert_eq!(r("it's 4111 1111 1111 1111 thanks", true), "it's [PAN] thanks");
+        assert_eq!(r("4111-1111-1111-1111.", true), "[PAN].");
+        assert_eq!(r("card 4111111111111111", true), "card [PAN]");
+        assert_eq!(
+            r("four one one one one one one one one one one one one one one one", true),
+            "[PAN]"
+        );
+        assert_eq!(r("call me on 555 867 5309", true), "call me on 555 867 5309");
+        assert_eq!(r("4111 1111 1111 1112", true), "4111 1111 1111 1112");
+    }
+
+    #[test]
+    fn partial_prefix() {
+        assert_eq!(r("my card is 4111 1111 1111", false), "my card is [PAN]");
+        assert_eq!(r("my card is 4111 1111 1111", true), "my card is 4111 1111 1111");
+    }
+
+    #[test]
+    fn cvv() {
+        let mut st = RedactState::default();
+        let a = redact("can you read me the three digit security code on the back", Role::Other, true, &mut st);
+        assert!(a.contains("security code"));
+        assert_eq!(redact("sure it's 7 3 7", Role::Customer, true, &mut st), "sure it's [CVV]");
+        assert_eq!(redact("and my zip is 902", Role::Customer, true, &mut st), "and my zip is 902");
+    }
+}
