@@ -9,7 +9,11 @@ use keel::lexicon::{check::check, Lexicon};
 use keel::replay;
 
 #[derive(Parser)]
-#[command(name = "keel", version, about = "Real-time de-escalation coach for contact-center agents")]
+#[command(
+    name = "keel",
+    version,
+    about = "Real-time de-escalation coach for contact-center agents"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -61,7 +65,9 @@ fn load(dir: &std::path::Path) -> Result<Arc<Lexicon>, ExitCode> {
 
 fn run(cli: Cli) -> Result<(), ExitCode> {
     match cli.cmd {
-        Cmd::Lexicon { cmd: LexiconCmd::Check { dir } } => {
+        Cmd::Lexicon {
+            cmd: LexiconCmd::Check { dir },
+        } => {
             let lex = load(&dir)?;
             let report = check(&lex);
             for f in &report.failures {
@@ -83,7 +89,11 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                 Err(ExitCode::from(1))
             }
         }
-        Cmd::Replay { format: Format::Hits, lexicons, files } => {
+        Cmd::Replay {
+            format: Format::Hits,
+            lexicons,
+            files,
+        } => {
             let lex = load(&lexicons)?;
             for f in files {
                 let lines = replay::read_fixture(&f).map_err(|e| {
@@ -91,7 +101,10 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                     ExitCode::from(2)
                 })?;
                 println!("# {}", f.display());
-                print!("{}", replay::format_hits(&lex, &replay::hits_of(&lex, &lines)));
+                print!(
+                    "{}",
+                    replay::format_hits(&lex, &replay::hits_of(&lex, &lines))
+                );
             }
             Ok(())
         }

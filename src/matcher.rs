@@ -55,7 +55,9 @@ impl Side {
     fn accepts(self, f: SpeakerFilter) -> bool {
         matches!(
             (self, f),
-            (_, SpeakerFilter::Any) | (Side::Agent, SpeakerFilter::Agent) | (Side::Customer, SpeakerFilter::Customer)
+            (_, SpeakerFilter::Any)
+                | (Side::Agent, SpeakerFilter::Agent)
+                | (Side::Customer, SpeakerFilter::Customer)
         )
     }
 }
@@ -213,7 +215,10 @@ impl Stream {
     pub fn feed(&mut self, lex: &Lexicon, text: &str, out: &mut Vec<Hit>) {
         let mut norm = self.state.norm;
         {
-            let mut sink = Sink { stream: self, ctx: Ctx { lex, out } };
+            let mut sink = Sink {
+                stream: self,
+                ctx: Ctx { lex, out },
+            };
             lex.normalizer.feed(&mut norm, text, &mut sink);
         }
         self.state.norm = norm;
@@ -223,7 +228,10 @@ impl Stream {
     pub fn flush(&mut self, lex: &Lexicon, out: &mut Vec<Hit>) {
         let mut norm = self.state.norm;
         {
-            let mut sink = Sink { stream: self, ctx: Ctx { lex, out } };
+            let mut sink = Sink {
+                stream: self,
+                ctx: Ctx { lex, out },
+            };
             lex.normalizer.flush(&mut norm, &mut sink);
             sink.clause_break();
         }
@@ -322,9 +330,15 @@ impl Stream {
                 let start = t + 1 - len.min(t);
                 for &u in &lex.uses[pid] {
                     match (pass, u) {
-                        (0, Use::Cue { cue, category }) => self.on_cue(ctx, cue, category, start, t),
-                        (1, Use::Entry { category, entry }) => self.on_hit(ctx, category, entry, start, t),
-                        (1, Use::Fragment { gapped, frag }) => self.on_fragment(ctx, gapped, frag, start, t),
+                        (0, Use::Cue { cue, category }) => {
+                            self.on_cue(ctx, cue, category, start, t)
+                        }
+                        (1, Use::Entry { category, entry }) => {
+                            self.on_hit(ctx, category, entry, start, t)
+                        }
+                        (1, Use::Fragment { gapped, frag }) => {
+                            self.on_fragment(ctx, gapped, frag, start, t)
+                        }
                         (2, Use::Exception { category }) => self.on_exception(category, start, t),
                         _ => {}
                     }
@@ -355,15 +369,30 @@ impl Stream {
             Cue::Thing => s.thing_end = end,
             Cue::ClauseBreak => s.scope_start = end + 1,
         }
-        if self.emit_cues && self.side.accepts(ctx.lex.categories[category as usize].speaker) {
+        if self.emit_cues
+            && self
+                .side
+                .accepts(ctx.lex.categories[category as usize].speaker)
+        {
             let text = self.span_text(start, end);
-            ctx.out.push(Hit { side: self.side, category, entry: 0, directed: false, start_tok: start, end_tok: end, text });
+            ctx.out.push(Hit {
+                side: self.side,
+                category,
+                entry: 0,
+                directed: false,
+                start_tok: start,
+                end_tok: end,
+                text,
+            });
         }
     }
 
     fn on_fragment(&mut self, ctx: &mut Ctx, gapped: u16, frag: u8, start: u32, end: u32) {
         let g = &ctx.lex.gapped[gapped as usize];
-        if !self.side.accepts(ctx.lex.categories[g.category as usize].speaker) {
+        if !self
+            .side
+            .accepts(ctx.lex.categories[g.category as usize].speaker)
+        {
             return;
         }
         if frag > 0 {
@@ -397,7 +426,8 @@ impl Stream {
             while i < self.state.gaps_len as usize {
                 let p = self.state.gaps[i];
                 let pg = &lex.gapped[p.gapped as usize];
-                let allowed = pg.gaps[p.next as usize - 1] as u32 + pg.frag_tokens[p.next as usize] as u32;
+                let allowed =
+                    pg.gaps[p.next as usize - 1] as u32 + pg.frag_tokens[p.next as usize] as u32;
                 if tok.saturating_sub(p.last_end) > allowed {
                     self.remove_gap(i);
                 } else {
@@ -408,7 +438,12 @@ impl Stream {
                 self.remove_gap(0);
             }
             let n = self.state.gaps_len as usize;
-            self.state.gaps[n] = GapProgress { gapped, next: 1, start, last_end: end };
+            self.state.gaps[n] = GapProgress {
+                gapped,
+                next: 1,
+                start,
+                last_end: end,
+            };
             self.state.gaps_len += 1;
         }
     }
@@ -442,7 +477,11 @@ impl Stream {
         }
         let s = &self.state;
         let scope = s.scope_start;
-        if cat.negatable && s.negation.iter().any(|&n| Self::within(n, start, NEGATION_REACH, scope)) {
+        if cat.negatable
+            && s.negation
+                .iter()
+                .any(|&n| Self::within(n, start, NEGATION_REACH, scope))
+        {
             return;
         }
         if cat.reportable && Self::within(s.reported, start, REPORTED_REACH, scope) {
@@ -450,7 +489,15 @@ impl Stream {
         }
         if !cat.deferred {
             let text = self.span_text(start, end);
-            ctx.out.push(Hit { side: self.side, category, entry, directed: false, start_tok: start, end_tok: end, text });
+            ctx.out.push(Hit {
+                side: self.side,
+                category,
+                entry,
+                directed: false,
+                start_tok: start,
+                end_tok: end,
+                text,
+            });
             return;
         }
         let mut flags = 0u8;
@@ -474,7 +521,14 @@ impl Stream {
             self.decide(ctx, p, false);
         }
         let n = self.state.pending_len as usize;
-        self.state.pending[n] = Pending { category, entry, start, end, deadline: end + cat.hold as u32, flags };
+        self.state.pending[n] = Pending {
+            category,
+            entry,
+            start,
+            end,
+            deadline: end + cat.hold.get(entry as usize).copied().unwrap_or(0) as u32,
+            flags,
+        };
         self.state.pending_len += 1;
     }
 
@@ -502,7 +556,9 @@ impl Stream {
     fn decide(&mut self, ctx: &mut Ctx, p: Pending, at_clause_end: bool) {
         let cat = &ctx.lex.categories[p.category as usize];
         let directed = cat.directed
-            && (p.flags & 1 != 0 || p.flags & 2 != 0 || (cat.vocative && at_clause_end && p.flags & 4 == 0));
+            && (p.flags & 1 != 0
+                || p.flags & 2 != 0
+                || (cat.vocative && at_clause_end && p.flags & 4 == 0));
         let text = self.span_text(p.start, p.end);
         ctx.out.push(Hit {
             side: self.side,
@@ -517,7 +573,8 @@ impl Stream {
 
     fn templates(&mut self, ctx: &mut Ctx, tok: &str, t: u32) {
         let lex = ctx.lex;
-        let trigger = tok.bytes().any(|b| b.is_ascii_digit()) || lex.template_triggers.contains(tok);
+        let trigger =
+            tok.bytes().any(|b| b.is_ascii_digit()) || lex.template_triggers.contains(tok);
         if !trigger {
             return;
         }
@@ -534,10 +591,15 @@ impl Stream {
         let mut found: Vec<(usize, u32)> = Vec::new();
         for ti in set.matches(window).into_iter() {
             let tpl = &lex.templates[ti];
-            if !self.side.accepts(lex.categories[tpl.category as usize].speaker) {
+            if !self
+                .side
+                .accepts(lex.categories[tpl.category as usize].speaker)
+            {
                 continue;
             }
-            let Some(m) = tpl.regex.find(window) else { continue };
+            let Some(m) = tpl.regex.find(window) else {
+                continue;
+            };
             let text = window[m.start()..].trim_start();
             let ntok = text.split(' ').count() as u32;
             let start = t + 1 - ntok.min(t);
@@ -547,7 +609,10 @@ impl Stream {
         }
         for (ti, start) in found {
             let n = self.state.templates_len as usize;
-            if let Some(tp) = self.state.templates[..n].iter_mut().find(|tp| tp.template as usize == ti && start <= tp.end) {
+            if let Some(tp) = self.state.templates[..n]
+                .iter_mut()
+                .find(|tp| tp.template as usize == ti && start <= tp.end)
+            {
                 tp.start = tp.start.min(start);
                 tp.end = t;
                 continue;
@@ -559,7 +624,11 @@ impl Stream {
                 self.emit_template(ctx, tp);
             }
             let n = self.state.templates_len as usize;
-            self.state.templates[n] = TemplatePending { template: ti as u16, start, end: t };
+            self.state.templates[n] = TemplatePending {
+                template: ti as u16,
+                start,
+                end: t,
+            };
             self.state.templates_len += 1;
         }
     }
@@ -629,7 +698,14 @@ impl CallMatcher {
     pub fn new(lex: Arc<Lexicon>) -> CallMatcher {
         let agent = Stream::new(&lex, Side::Agent);
         let customer = Stream::new(&lex, Side::Customer);
-        CallMatcher { lex, agent, customer, last_final: None, closed: HashSet::new(), redact: RedactState::default() }
+        CallMatcher {
+            lex,
+            agent,
+            customer,
+            last_final: None,
+            closed: HashSet::new(),
+            redact: RedactState::default(),
+        }
     }
 
     pub fn lexicon(&self) -> &Arc<Lexicon> {
@@ -654,11 +730,21 @@ impl CallMatcher {
     }
 
     /// Feeds one transcript message. `None` when the segment is already closed.
-    pub fn feed(&mut self, segment_id: &str, side: Side, text: &str, is_final: bool) -> Option<Update> {
+    pub fn feed(
+        &mut self,
+        segment_id: &str,
+        side: Side,
+        text: &str,
+        is_final: bool,
+    ) -> Option<Update> {
         if self.closed.contains(segment_id) {
             return None;
         }
-        let role = if side == Side::Customer { Role::Customer } else { Role::Other };
+        let role = if side == Side::Customer {
+            Role::Customer
+        } else {
+            Role::Other
+        };
         let lex = Arc::clone(&self.lex);
         if !is_final {
             let mut st = self.redact;
@@ -667,15 +753,22 @@ impl CallMatcher {
             let mut hits = Vec::new();
             probe.feed(&lex, &text, &mut hits);
             probe.flush(&lex, &mut hits);
-            return Some(Update { text, hits, provisional: Vec::new() });
+            return Some(Update {
+                text,
+                hits,
+                provisional: Vec::new(),
+            });
         }
-        let text = redact(text, role, true, &mut self.redact).into_owned();
         self.closed.insert(segment_id.to_string());
         let mut hits = Vec::new();
         if self.last_final == Some(side.other()) {
             self.stream(side.other()).flush(&lex, &mut hits);
+            if side == Side::Agent {
+                self.redact.end_customer_turn();
+            }
         }
         self.last_final = Some(side);
+        let text = redact(text, role, true, &mut self.redact).into_owned();
         let stream = self.stream(side);
         stream.feed(&lex, &text, &mut hits);
         let mut provisional = Vec::new();
@@ -683,7 +776,11 @@ impl CallMatcher {
             let mut probe = stream.clone();
             probe.flush(&lex, &mut provisional);
         }
-        Some(Update { text, hits, provisional })
+        Some(Update {
+            text,
+            hits,
+            provisional,
+        })
     }
 
     /// Ends the call: both turns end, everything pending is decided.

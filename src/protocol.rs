@@ -433,12 +433,19 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        DecodeError { field: field.into(), problem: problem.into() }
+        DecodeError {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 
     /// The `error` message keel answers with.
     pub fn to_message(&self, at_ms: Option<u64>) -> Outbound {
-        Outbound::Error(ErrorMsg { code: "bad_message".into(), message: self.to_string(), at_ms })
+        Outbound::Error(ErrorMsg {
+            code: "bad_message".into(),
+            message: self.to_string(),
+            at_ms,
+        })
     }
 }
 
@@ -449,7 +456,11 @@ fn typed<T: serde::de::DeserializeOwned>(ty: &str, v: Value) -> Result<T, Decode
         // serde reports a missing field at its parent: move the name into the path.
         if let Some(rest) = inner.strip_prefix("missing field `") {
             let name = rest.split('`').next().unwrap_or(rest);
-            let field = if path == "." || path.is_empty() { format!("{ty}.{name}") } else { format!("{ty}.{path}.{name}") };
+            let field = if path == "." || path.is_empty() {
+                format!("{ty}.{name}")
+            } else {
+                format!("{ty}.{path}.{name}")
+            };
             return DecodeError::new(field, "missing required field");
         }
         let problem = inner
@@ -458,16 +469,19 @@ fn typed<T: serde::de::DeserializeOwned>(ty: &str, v: Value) -> Result<T, Decode
             .unwrap_or(&inner)
             .replace("invalid type: ", "")
             .to_string();
-        let field = if path == "." || path.is_empty() { ty.to_string() } else { format!("{ty}.{path}") };
+        let field = if path == "." || path.is_empty() {
+            ty.to_string()
+        } else {
+            format!("{ty}.{path}")
+        };
         DecodeError::new(field, problem)
     })
 }
 
 /// Decodes one platform → keel message (one websocket frame or fixture line).
 pub fn decode_inbound(text: &str) -> Result<Inbound, DecodeError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| {
-        DecodeError::new("message", format!("not valid JSON ({e})"))
-    })?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| DecodeError::new("message", format!("not valid JSON ({e})")))?;
     let Value::Object(map) = &v else {
         return Err(DecodeError::new("message", "expected a JSON object"));
     };
@@ -481,7 +495,10 @@ pub fn decode_inbound(text: &str) -> Result<Inbound, DecodeError> {
         "transcript" => {
             let t = typed::<Transcript>("transcript", v)?;
             if t.segment_id.is_empty() {
-                return Err(DecodeError::new("transcript.segment_id", "must not be empty"));
+                return Err(DecodeError::new(
+                    "transcript.segment_id",
+                    "must not be empty",
+                ));
             }
             if let (Some(s), Some(e)) = (t.start_ms, t.end_ms) {
                 if e < s {
@@ -500,8 +517,13 @@ pub fn decode_inbound(text: &str) -> Result<Inbound, DecodeError> {
 
 /// Decodes any keel → client message (for clients and tests).
 pub fn decode_outbound(text: &str) -> Result<Outbound, DecodeError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| DecodeError::new("message", format!("not valid JSON ({e})")))?;
-    let ty = v.get("type").and_then(Value::as_str).unwrap_or("message").to_string();
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| DecodeError::new("message", format!("not valid JSON ({e})")))?;
+    let ty = v
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message")
+        .to_string();
     typed::<Outbound>(&ty, v)
 }
 
@@ -544,7 +566,10 @@ mod tests {
     fn errors_name_the_field() {
         let e = decode_inbound(r#"{"type":"transcript","segment_id":"s","speaker":"robot","text":"x","is_final":true}"#).unwrap_err();
         assert_eq!(e.field, "transcript.speaker");
-        let e = decode_inbound(r#"{"type":"transcript","segment_id":"s","speaker":"agent","is_final":true}"#).unwrap_err();
+        let e = decode_inbound(
+            r#"{"type":"transcript","segment_id":"s","speaker":"agent","is_final":true}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.field, "transcript.text");
         let e = decode_inbound(r#"{"type":"transcript","segment_id":"s","speaker":"agent","text":"x","is_final":"yes"}"#).unwrap_err();
         assert_eq!(e.field, "transcript.is_final");

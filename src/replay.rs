@@ -29,8 +29,11 @@ pub struct Line {
 /// decode, or the error names the file, the line and the field.
 pub fn read_fixture(path: &Path) -> Result<Vec<Line>, FixtureError> {
     let file = path.display().to_string();
-    let src = std::fs::read_to_string(path)
-        .map_err(|e| FixtureError { file: file.clone(), line: 0, reason: e.to_string() })?;
+    let src = std::fs::read_to_string(path).map_err(|e| FixtureError {
+        file: file.clone(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
     parse_fixture(&file, &src)
 }
 
@@ -41,8 +44,11 @@ pub fn parse_fixture(file: &str, src: &str) -> Result<Vec<Line>, FixtureError> {
         if l.trim().is_empty() {
             continue;
         }
-        let msg = decode_inbound(l)
-            .map_err(|e| FixtureError { file: file.to_string(), line: i + 1, reason: e.to_string() })?;
+        let msg = decode_inbound(l).map_err(|e| FixtureError {
+            file: file.to_string(),
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
         out.push(Line { line: i + 1, msg });
     }
     Ok(out)
@@ -73,7 +79,9 @@ pub fn hits_of(lex: &Arc<Lexicon>, lines: &[Line]) -> Vec<TimedHit> {
         match &l.msg {
             Inbound::Transcript(t) => {
                 now = now.max(t.end_ms.or(t.start_ms).unwrap_or(now));
-                let Some(side) = side_of(t.speaker) else { continue };
+                let Some(side) = side_of(t.speaker) else {
+                    continue;
+                };
                 if !t.is_final {
                     continue;
                 }
@@ -85,13 +93,22 @@ pub fn hits_of(lex: &Arc<Lexicon>, lines: &[Line]) -> Vec<TimedHit> {
             Inbound::Start(_) => {}
         }
     }
-    out.extend(m.finish().into_iter().map(|hit| TimedHit { at_ms: now, hit }));
+    out.extend(
+        m.finish()
+            .into_iter()
+            .map(|hit| TimedHit { at_ms: now, hit }),
+    );
     out
 }
 
 /// Formats call time as `mm:ss.mmm`.
 pub fn clock(ms: u64) -> String {
-    format!("{:02}:{:02}.{:03}", ms / 60_000, (ms / 1000) % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}.{:03}",
+        ms / 60_000,
+        (ms / 1000) % 60,
+        ms % 1000
+    )
 }
 
 /// The `--format hits` debug view: time, speaker, category, matched text.
@@ -99,7 +116,15 @@ pub fn format_hits(lex: &Lexicon, hits: &[TimedHit]) -> String {
     let mut s = String::new();
     for h in hits {
         let c = &lex.categories[h.hit.category as usize];
-        let mark = if c.directed { if h.hit.directed { " directed" } else { " situational" } } else { "" };
+        let mark = if c.directed {
+            if h.hit.directed {
+                " directed"
+            } else {
+                " situational"
+            }
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             "{}  {:<8}  {}{}  {:?}",

@@ -62,7 +62,12 @@ pub fn check(lex: &Lexicon) -> CheckReport {
                 .filter(|h| h.category as usize == ci)
                 .collect()
         };
-        let fail = |ex: &Lined, what: &str| format!("{}:{}: {}: {what}: {:?}", c.source.file, ex.line, c.id, ex.text);
+        let fail = |ex: &Lined, what: &str| {
+            format!(
+                "{}:{}: {}: {what}: {:?}",
+                c.source.file, ex.line, c.id, ex.text
+            )
+        };
         let describe = |hits: &[Hit]| -> String {
             hits.iter()
                 .map(|h| format!("{:?} (entry {:?})", h.text, c.entry_text(h.entry)))
@@ -72,10 +77,17 @@ pub fn check(lex: &Lexicon) -> CheckReport {
         for ex in &c.source.positive {
             report.examples += 1;
             let hits = run(ex);
-            let ok = if c.directed { hits.iter().any(|h| h.directed) } else { !hits.is_empty() };
+            let ok = if c.directed {
+                hits.iter().any(|h| h.directed)
+            } else {
+                !hits.is_empty()
+            };
             if !ok {
                 let what = if c.directed && !hits.is_empty() {
-                    format!("positive example has only undirected hits {}", describe(&hits))
+                    format!(
+                        "positive example has only undirected hits {}",
+                        describe(&hits)
+                    )
                 } else {
                     "positive example has no hit".to_string()
                 };
@@ -85,7 +97,10 @@ pub fn check(lex: &Lexicon) -> CheckReport {
         for ex in &c.source.negative {
             report.examples += 1;
             let hits = run(ex);
-            let bad: Vec<Hit> = hits.into_iter().filter(|h| !c.directed || h.directed).collect();
+            let bad: Vec<Hit> = hits
+                .into_iter()
+                .filter(|h| !c.directed || h.directed)
+                .collect();
             if !bad.is_empty() {
                 let what = format!("negative example matched {}", describe(&bad));
                 report.failures.push(fail(ex, &what));
@@ -96,11 +111,14 @@ pub fn check(lex: &Lexicon) -> CheckReport {
             let hits = run(ex);
             let directed: Vec<Hit> = hits.iter().filter(|h| h.directed).cloned().collect();
             if !directed.is_empty() {
+                report.failures.push(fail(
+                    ex,
+                    &format!("situational example is directed: {}", describe(&directed)),
+                ));
+            } else if hits.is_empty() {
                 report
                     .failures
-                    .push(fail(ex, &format!("situational example is directed: {}", describe(&directed))));
-            } else if hits.is_empty() {
-                report.failures.push(fail(ex, "situational example has no hit"));
+                    .push(fail(ex, "situational example has no hit"));
             }
         }
     }

@@ -63,8 +63,10 @@ pub struct Category {
     pub reportable: bool,
     pub directed: bool,
     pub vocative: bool,
-    /// Words a hit waits for before it is decided (exceptions, a following "you").
-    pub hold: u8,
+    /// Words a hit of each entry (templates follow the entries) waits for before it is
+    /// decided: how far an exception containing it reaches past it, and one word for
+    /// directed categories (a following "you", the clause end of a vocative).
+    pub hold: Vec<u8>,
     /// Hits wait in the pending list (directedness or exceptions to decide).
     pub deferred: bool,
     pub source: SourceCategory,
@@ -78,7 +80,11 @@ impl Category {
         if i < n {
             &self.source.entries[i].text
         } else {
-            self.source.templates.get(i - n).map(|t| t.text.as_str()).unwrap_or("")
+            self.source
+                .templates
+                .get(i - n)
+                .map(|t| t.text.as_str())
+                .unwrap_or("")
         }
     }
 }
@@ -125,7 +131,9 @@ pub fn split_gaps(entry: &str) -> Result<(Vec<String>, Vec<u8>), String> {
         let gap: u8 = if digits.is_empty() {
             DEFAULT_GAP
         } else {
-            digits.parse().map_err(|_| "gap size is not a number".to_string())?
+            digits
+                .parse()
+                .map_err(|_| "gap size is not a number".to_string())?
         };
         if gap == 0 || gap > MAX_GAP {
             return Err(format!("gap size {gap}: allowed 1 to {MAX_GAP}"));
@@ -139,7 +147,11 @@ pub fn split_gaps(entry: &str) -> Result<(Vec<String>, Vec<u8>), String> {
     }
     cur.push_str(rest);
     if cur.trim().is_empty() {
-        return Err(if gaps.is_empty() { "empty entry".into() } else { "a gap needs words on both sides".into() });
+        return Err(if gaps.is_empty() {
+            "empty entry".into()
+        } else {
+            "a gap needs words on both sides".into()
+        });
     }
     frags.push(cur);
     if frags.len() > 8 {
@@ -170,6 +182,22 @@ fn cue_of(kind: Kind) -> Option<Cue> {
     })
 }
 
+/// How many words past the end of `entry` any exception containing it reaches.
+fn overhang(entry: &[String], exceptions: &[Vec<String>]) -> u8 {
+    let mut most = 0usize;
+    for x in exceptions {
+        if x.len() < entry.len() {
+            continue;
+        }
+        for pos in 0..=x.len() - entry.len() {
+            if x[pos..pos + entry.len()] == *entry {
+                most = most.max(x.len() - pos - entry.len());
+            }
+        }
+    }
+    most.min(255) as u8
+}
+
 /// Content hash of a lexicon set: sha256 over each file's relative path and contents.
 pub fn version_of(sources: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = sources.iter().collect();
@@ -194,7 +222,10 @@ impl Lexicon {
     }
 
     /// Compiles validated categories. `sources` (file name, contents) give the version.
-    pub fn compile(cats: Vec<SourceCategory>, sources: &[(String, String)]) -> Result<Lexicon, LexiconErrors> {
+    pub fn compile(
+        cats: Vec<SourceCategory>,
+        sources: &[(String, String)],
+    ) -> Result<Lexicon, LexiconErrors> {
         if cats.len() > u16::MAX as usize {
             return Err(LexiconErrors(vec![LexiconError {
                 file: "lexicons".into(),
@@ -241,9 +272,17 @@ impl Lexicon {
             uses[id].push(u);
             id
         };
-        let norm_phrase = |l: &Lined, what: &str, c: &SourceCategory, errors: &mut Vec<LexiconError>| -> Option<String> {
+        let norm_phrase = |l: &Lined,
+                           what: &str,
+                           c: &SourceCategory,
+                           errors: &mut Vec<LexiconError>|
+         -> Option<String> {
             let n = normalizer.normalize_str(&l.text);
-            let n = n.trim_end_matches(" |").trim_end_matches('|').trim().to_string();
+            let n = n
+                .trim_end_matches(" |")
+                .trim_end_matches('|')
+                .trim()
+                .to_string();
             if n.is_empty() {
                 errors.push(LexiconError {
                     file: c.file.clone(),
@@ -256,7 +295,10 @@ impl Lexicon {
                 errors.push(LexiconError {
                     file: c.file.clone(),
                     line: l.line,
-                    reason: format!("{}: {what} {:?} spans a clause end (. ! ? ; :)", c.id, l.text),
+                    reason: format!(
+                        "{}: {what} {:?} spans a clause end (. ! ? ; :)",
+                        c.id, l.text
+                    ),
                 });
                 return None;
             }
@@ -267,13 +309,19 @@ impl Lexicon {
             let cid = ci as u16;
             let cue = cue_of(c.kind);
             let mut max_exc_tokens = 0u8;
+            // Normalised words of each entry (None: gapped, or failed).
+            let mut entry_words: Vec<Option<Vec<String>>> = vec![None; c.entries.len()];
             for (ei, e) in c.entries.iter().enumerate() {
                 entry_count += 1;
                 let ei = ei as u16;
                 let (frags, gaps) = match split_gaps(&e.text) {
                     Ok(x) => x,
                     Err(reason) => {
-                        errors.push(LexiconError { file: c.file.clone(), line: e.line, reason });
+                        errors.push(LexiconError {
+                            file: c.file.clone(),
+                            line: e.line,
+                            reason,
+                        });
                         continue;
                     }
                 };
@@ -293,7 +341,14 @@ impl Lexicon {
                 }
                 if frags.len() == 1 {
                     if let Some(n) = norm_phrase(e, "entry", c, &mut errors) {
-                        pattern_for(&n, Use::Entry { category: cid, entry: ei });
+                        entry_words[ei as usize] = Some(n.split(' ').map(str::to_string).collect());
+                        pattern_for(
+                            &n,
+                            Use::Entry {
+                                category: cid,
+                                entry: ei,
+                            },
+                        );
                     }
                     continue;
                 }
@@ -301,22 +356,38 @@ impl Lexicon {
                 let mut frag_tokens = Vec::new();
                 let mut ok = true;
                 for (fi, f) in frags.iter().enumerate() {
-                    let l = Lined { text: f.clone(), line: e.line };
+                    let l = Lined {
+                        text: f.clone(),
+                        line: e.line,
+                    };
                     match norm_phrase(&l, "entry part", c, &mut errors) {
                         Some(n) => {
                             frag_tokens.push(n.split(' ').count().min(255) as u8);
-                            pattern_for(&n, Use::Fragment { gapped: gi, frag: fi as u8 });
+                            pattern_for(
+                                &n,
+                                Use::Fragment {
+                                    gapped: gi,
+                                    frag: fi as u8,
+                                },
+                            );
                         }
                         None => ok = false,
                     }
                 }
                 if ok {
-                    gapped.push(Gapped { category: cid, entry: ei, frag_tokens, gaps });
+                    gapped.push(Gapped {
+                        category: cid,
+                        entry: ei,
+                        frag_tokens,
+                        gaps,
+                    });
                 }
             }
+            let mut exception_words: Vec<Vec<String>> = Vec::new();
             for x in &c.exceptions {
                 if let Some(n) = norm_phrase(x, "exception", c, &mut errors) {
                     max_exc_tokens = max_exc_tokens.max(n.split(' ').count().min(32) as u8);
+                    exception_words.push(n.split(' ').map(str::to_string).collect());
                     pattern_for(&n, Use::Exception { category: cid });
                 }
             }
@@ -338,8 +409,21 @@ impl Lexicon {
                     }),
                 }
             }
-            let hold = if c.exceptions.is_empty() { 0 } else { max_exc_tokens.saturating_sub(1) };
-            let hold = if c.directed { hold.max(1) } else { hold };
+            // How far past each entry an exception may still reach.
+            let conservative = max_exc_tokens.saturating_sub(1);
+            let base = if c.directed { 1 } else { 0 };
+            let mut hold: Vec<u8> = entry_words
+                .iter()
+                .map(|w| match w {
+                    None => conservative,
+                    Some(w) => overhang(w, &exception_words),
+                })
+                .map(|h: u8| h.max(base))
+                .collect();
+            hold.extend(std::iter::repeat_n(
+                conservative.max(base),
+                c.templates.len(),
+            ));
             categories.push(Category {
                 id: c.id.clone(),
                 speaker: c.speaker,
@@ -366,12 +450,19 @@ impl Lexicon {
             .prefilter(false)
             .build(&patterns)
             .map_err(|e| {
-                LexiconErrors(vec![LexiconError { file: "lexicons".into(), line: 0, reason: e.to_string() }])
+                LexiconErrors(vec![LexiconError {
+                    file: "lexicons".into(),
+                    line: 0,
+                    reason: e.to_string(),
+                }])
             })?;
         let template_set = if templates.is_empty() {
             None
         } else {
-            Some(RegexSet::new(templates.iter().map(|t| t.regex.as_str())).expect("each template compiled"))
+            Some(
+                RegexSet::new(templates.iter().map(|t| t.regex.as_str()))
+                    .expect("each template compiled"),
+            )
         };
         let template_count = templates.len();
         Ok(Lexicon {

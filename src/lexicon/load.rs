@@ -98,12 +98,20 @@ struct RawCategory {
 }
 
 fn line_of(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    src[..offset.min(src.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Parses one file's text. `name` is how errors name the file.
 pub fn parse_file(name: &str, src: &str) -> Result<Vec<SourceCategory>, Vec<LexiconError>> {
-    let err = |line: usize, reason: String| LexiconError { file: name.to_string(), line, reason };
+    let err = |line: usize, reason: String| LexiconError {
+        file: name.to_string(),
+        line,
+        reason,
+    };
     let raw: RawFile = match toml::from_str(src) {
         Ok(r) => r,
         Err(e) => {
@@ -119,22 +127,33 @@ pub fn parse_file(name: &str, src: &str) -> Result<Vec<SourceCategory>, Vec<Lexi
         let cat = cat.into_inner();
         let lined = |v: Vec<Spanned<String>>| -> Vec<Lined> {
             v.into_iter()
-                .map(|s| Lined { line: line_of(src, s.span().start), text: s.into_inner() })
+                .map(|s| Lined {
+                    line: line_of(src, s.span().start),
+                    text: s.into_inner(),
+                })
                 .collect()
         };
         let id_line = line_of(src, cat.id.span().start);
         let id = cat.id.get_ref().clone();
         if id.is_empty()
-            || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
         {
-            errors.push(err(id_line, format!("id {id:?}: use lowercase letters, digits, '.' and '_'")));
+            errors.push(err(
+                id_line,
+                format!("id {id:?}: use lowercase letters, digits, '.' and '_'"),
+            ));
         }
         let speaker = match SpeakerFilter::parse(cat.speaker.get_ref()) {
             Some(s) => s,
             None => {
                 errors.push(err(
                     line_of(src, cat.speaker.span().start),
-                    format!("{id}: speaker {:?}: expected agent, customer or any", cat.speaker.get_ref()),
+                    format!(
+                        "{id}: speaker {:?}: expected agent, customer or any",
+                        cat.speaker.get_ref()
+                    ),
                 ));
                 SpeakerFilter::Any
             }
@@ -156,11 +175,19 @@ pub fn parse_file(name: &str, src: &str) -> Result<Vec<SourceCategory>, Vec<Lexi
         match (kind.tags(), &cat.tag) {
             (Some(tags), Some(t)) if !tags.contains(&t.get_ref().as_str()) => errors.push(err(
                 line_of(src, t.span().start),
-                format!("{id}: tag {:?}: expected one of {}", t.get_ref(), tags.join(", ")),
+                format!(
+                    "{id}: tag {:?}: expected one of {}",
+                    t.get_ref(),
+                    tags.join(", ")
+                ),
             )),
             (Some(tags), None) => errors.push(err(
                 cat_line,
-                format!("{id}: kind {} needs a tag: one of {}", kind.as_str(), tags.join(", ")),
+                format!(
+                    "{id}: kind {} needs a tag: one of {}",
+                    kind.as_str(),
+                    tags.join(", ")
+                ),
             )),
             (None, Some(t)) => errors.push(err(
                 line_of(src, t.span().start),
@@ -169,7 +196,10 @@ pub fn parse_file(name: &str, src: &str) -> Result<Vec<SourceCategory>, Vec<Lexi
             _ => {}
         }
         if cat.vocative && !cat.directed {
-            errors.push(err(cat_line, format!("{id}: vocative = true needs directed = true")));
+            errors.push(err(
+                cat_line,
+                format!("{id}: vocative = true needs directed = true"),
+            ));
         }
         if !cat.situational.is_empty() && !cat.directed {
             errors.push(err(
@@ -189,13 +219,22 @@ pub fn parse_file(name: &str, src: &str) -> Result<Vec<SourceCategory>, Vec<Lexi
         }
         for t in &templates {
             if let Err(reason) = template::expand(&t.text) {
-                errors.push(err(t.line, format!("{id}: template {:?}: {reason}", t.text)));
+                errors.push(err(
+                    t.line,
+                    format!("{id}: template {:?}: {reason}", t.text),
+                ));
             }
         }
         let exceptions = lined(cat.exceptions);
         for x in &exceptions {
             if x.text.contains("...") || x.text.contains('…') {
-                errors.push(err(x.line, format!("{id}: exception {:?}: gaps are not allowed in exceptions", x.text)));
+                errors.push(err(
+                    x.line,
+                    format!(
+                        "{id}: exception {:?}: gaps are not allowed in exceptions",
+                        x.text
+                    ),
+                ));
             }
         }
         out.push(SourceCategory {
@@ -250,7 +289,11 @@ pub fn lexicon_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
 /// and contents (for the version hash), or every error found.
 pub fn load_dir(dir: &Path) -> Result<(Vec<SourceCategory>, Vec<(String, String)>), LexiconErrors> {
     let files = lexicon_files(dir).map_err(|e| {
-        LexiconErrors(vec![LexiconError { file: dir.display().to_string(), line: 0, reason: e.to_string() }])
+        LexiconErrors(vec![LexiconError {
+            file: dir.display().to_string(),
+            line: 0,
+            reason: e.to_string(),
+        }])
     })?;
     if files.is_empty() {
         return Err(LexiconErrors(vec![LexiconError {
@@ -266,7 +309,11 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<SourceCategory>, Vec<(String, String)
         let src = match std::fs::read_to_string(&path) {
             Ok(s) => s,
             Err(e) => {
-                errors.push(LexiconError { file: name, line: 0, reason: e.to_string() });
+                errors.push(LexiconError {
+                    file: name,
+                    line: 0,
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };

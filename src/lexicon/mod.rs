@@ -122,7 +122,11 @@ impl Kind {
     pub fn is_modifier(self) -> bool {
         matches!(
             self,
-            Kind::Negation | Kind::ReportedSpeech | Kind::PersonCue | Kind::ThingCue | Kind::ClauseBreak
+            Kind::Negation
+                | Kind::ReportedSpeech
+                | Kind::PersonCue
+                | Kind::ThingCue
+                | Kind::ClauseBreak
         )
     }
 

@@ -7,8 +7,10 @@ use std::collections::HashSet;
 const NUM_WORD: &str = "(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fourty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|grand)";
 const DIGITS: &str = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?";
 const CURRENCY_WORD: &str = "(?:dollars?|bucks|usd|pounds?|quid|gbp|euros?|eur|cents|pence|p)";
-const UNIT: &str = "(?:minutes?|mins?|hours?|hrs?|days?|business days?|working days?|weeks?|months?)";
-const WEEKDAY: &str = "(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|today|tonight)";
+const UNIT: &str =
+    "(?:minutes?|mins?|hours?|hrs?|days?|business days?|working days?|weeks?|months?)";
+const WEEKDAY: &str =
+    "(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|today|tonight)";
 const MONTH: &str = "(?:january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)";
 const ORD_WORD: &str = "(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth|twenty (?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|thirty first)";
 const DIGIT_WORD: &str = "(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)";
@@ -86,7 +88,11 @@ pub fn expand(template: &str) -> Result<String, String> {
                 None => {
                     return Err(format!(
                         "unknown placeholder {{{name}}} (known: {})",
-                        table.iter().map(|(n, _)| format!("{{{n}}}")).collect::<Vec<_>>().join(", ")
+                        table
+                            .iter()
+                            .map(|(n, _)| format!("{{{n}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 }
             }
@@ -100,7 +106,11 @@ pub fn expand(template: &str) -> Result<String, String> {
     out.push_str(rest);
     regex::Regex::new(&anchored(&out)).map_err(|e| {
         let msg = e.to_string();
-        msg.lines().last().unwrap_or("invalid regular expression").trim().to_string()
+        msg.lines()
+            .last()
+            .unwrap_or("invalid regular expression")
+            .trim()
+            .to_string()
     })?;
     Ok(out)
 }
@@ -115,9 +125,9 @@ pub fn anchored(expanded: &str) -> String {
 /// no template should end on them.
 pub fn trigger_words(expanded: &str, into: &mut HashSet<String>) {
     const STOP: &[&str] = &[
-        "a", "an", "the", "of", "to", "and", "or", "in", "on", "at", "by", "for", "is", "it",
-        "i", "you", "your", "this", "that", "be", "will", "from", "with", "we", "my", "me",
-        "s", "d", "k", "p", "m", "are", "have", "has", "do", "not", "can", "no", "yes",
+        "a", "an", "the", "of", "to", "and", "or", "in", "on", "at", "by", "for", "is", "it", "i",
+        "you", "your", "this", "that", "be", "will", "from", "with", "we", "my", "me", "s", "d",
+        "k", "p", "m", "are", "have", "has", "do", "not", "can", "no", "yes",
     ];
     let mut word = String::new();
     let flush = |w: &mut String, into: &mut HashSet<String>| {
@@ -158,7 +168,9 @@ mod tests {
     use regex::Regex;
 
     fn m(t: &str, text: &str) -> bool {
-        Regex::new(&anchored(&expand(t).unwrap())).unwrap().is_match(text)
+        Regex::new(&anchored(&expand(t).unwrap()))
+            .unwrap()
+            .is_match(text)
     }
 
     #[test]

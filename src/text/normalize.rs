@@ -268,7 +268,12 @@ impl Normalizer {
         self.flush_run(state, out);
     }
 
-    fn scan(&self, state: &mut NormState, chars: impl Iterator<Item = char>, out: &mut impl TokenSink) {
+    fn scan(
+        &self,
+        state: &mut NormState,
+        chars: impl Iterator<Item = char>,
+        out: &mut impl TokenSink,
+    ) {
         let chars: Vec<char> = chars.collect();
         let mut tok = String::new();
         let n = chars.len();
@@ -292,8 +297,7 @@ impl Normalizer {
             let inner = match c {
                 ',' | '.' | ':' | '/' => prev_digit && next_digit && !tok.is_empty(),
                 '-' => {
-                    !tok.is_empty()
-                        && ((prev_digit && next_alnum) || (prev_alnum && next_digit))
+                    !tok.is_empty() && ((prev_digit && next_alnum) || (prev_alnum && next_digit))
                 }
                 _ => false,
             };
@@ -471,7 +475,9 @@ mod tests {
 
     fn norm() -> Normalizer {
         let mut v = Vocab::new();
-        for w in ["fucking", "fuck", "shit", "bitch", "asshole", "stupid", "idiot", "ass", "faggot"] {
+        for w in [
+            "fucking", "fuck", "shit", "bitch", "asshole", "stupid", "idiot", "ass", "faggot",
+        ] {
             v.insert_maskable(w);
         }
         for w in ["feel", "so", "please", "mm", "hmm"] {
@@ -484,7 +490,10 @@ mod tests {
     fn basics() {
         let n = norm();
         assert_eq!(n.normalize_str("I’m SO sorry!"), "i am so sorry |");
-        assert_eq!(n.normalize_str("you're a f***ing idiot."), "you are a fucking idiot |");
+        assert_eq!(
+            n.normalize_str("you're a f***ing idiot."),
+            "you are a fucking idiot |"
+        );
         assert_eq!(n.normalize_str("stuuupid"), "stupid");
         assert_eq!(n.normalize_str("f u c k"), "fuck");
         assert_eq!(n.normalize_str("f.u.c.k this"), "fuck this");

@@ -9,7 +9,8 @@
 //!   number, and a partial must never carry one.
 //! - After a request for the card security code ("security code", "CVV", "the three digit
 //!   code on the back"), the next 3–4 digit number the customer gives becomes `[CVV]`.
-//!   The request arms [`RedactState`] for the customer's next four final segments.
+//!   The request arms [`RedactState`] until the customer's second turn after it ends
+//!   (counted in turns, not segments, so that chunking never changes the result).
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -20,8 +21,15 @@ use serde::{Deserialize, Serialize};
 /// Carried redaction state of one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedactState {
-    /// Customer final segments during which a security code is expected.
+    /// Customer turns during which a security code is still expected.
     pub cvv_armed: u8,
+}
+
+impl RedactState {
+    /// A customer turn ended (the agent's final segment followed it).
+    pub fn end_customer_turn(&mut self) {
+        self.cvv_armed = self.cvv_armed.saturating_sub(1);
+    }
 }
 
 /// Who spoke the text being redacted.
@@ -31,7 +39,7 @@ pub enum Role {
     Other,
 }
 
-const CVV_WINDOW: u8 = 4;
+const CVV_WINDOW: u8 = 2;
 
 fn cvv_request() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
@@ -103,13 +111,29 @@ fn digit_runs(text: &str) -> Vec<Vec<Unit>> {
             continue;
         }
         let mut unit = None;
-        if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') {
-            let digits: Vec<u8> = trimmed.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
+        if !trimmed.is_empty()
+            && trimmed
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
+            let digits: Vec<u8> = trimmed
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .map(|b| b - b'0')
+                .collect();
             if !digits.is_empty() && !trimmed.contains("..") {
-                unit = Some(Unit { start: s, end: te, digits });
+                unit = Some(Unit {
+                    start: s,
+                    end: te,
+                    digits,
+                });
             }
         } else if let Some(d) = digit_word(&lower) {
-            unit = Some(Unit { start: s, end: te, digits: vec![d] });
+            unit = Some(Unit {
+                start: s,
+                end: te,
+                digits: vec![d],
+            });
         }
         match unit {
             Some(mut u) => {
@@ -153,7 +177,12 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
 
 /// Finds `[PAN]` spans: within each run, the longest Luhn-valid window of whole units
 /// holding 13–19 digits, left to right, not overlapping.
-fn pan_spans(runs: &[Vec<Unit>], partial: bool, text_len: usize, text: &str) -> Vec<(usize, usize)> {
+fn pan_spans(
+    runs: &[Vec<Unit>],
+    partial: bool,
+    text_len: usize,
+    text: &str,
+) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     for run in runs {
         let total: usize = run.iter().map(|u| u.digits.len()).sum();
@@ -225,28 +254,31 @@ fn apply(text: &str, mut spans: Vec<(usize, usize, &'static str)>) -> String {
 }
 
 /// Redacts one segment text. `is_final` segments update `state` (a request arms it, a
-/// given code or the end of the window disarms it); partials read it only.
-pub fn redact<'a>(text: &'a str, role: Role, is_final: bool, state: &mut RedactState) -> Cow<'a, str> {
+/// given code disarms it); partials read it only. The caller ends customer turns.
+pub fn redact<'a>(
+    text: &'a str,
+    role: Role,
+    is_final: bool,
+    state: &mut RedactState,
+) -> Cow<'a, str> {
     let has_digitish = text.bytes().any(|b| b.is_ascii_digit())
-        || text.split(|c: char| !c.is_alphabetic()).any(|w| digit_word(&w.to_ascii_lowercase()).is_some());
+        || text
+            .split(|c: char| !c.is_alphabetic())
+            .any(|w| digit_word(&w.to_ascii_lowercase()).is_some());
     let request = cvv_request().find(text).map(|m| m.end());
     let armed_before = state.cvv_armed > 0 && role == Role::Customer;
-    if is_final {
-        if role == Role::Customer && state.cvv_armed > 0 {
-            state.cvv_armed -= 1;
-        }
-        if request.is_some() {
-            state.cvv_armed = CVV_WINDOW;
-        }
+    if is_final && request.is_some() {
+        state.cvv_armed = CVV_WINDOW;
     }
     if !has_digitish {
         return Cow::Borrowed(text);
     }
     let runs = digit_runs(text);
-    let mut spans: Vec<(usize, usize, &'static str)> = pan_spans(&runs, !is_final, text.len(), text)
-        .into_iter()
-        .map(|(s, e)| (s, e, "[PAN]"))
-        .collect();
+    let mut spans: Vec<(usize, usize, &'static str)> =
+        pan_spans(&runs, !is_final, text.len(), text)
+            .into_iter()
+            .map(|(s, e)| (s, e, "[PAN]"))
+            .collect();
     // The code follows a request: earlier in this text, or in an earlier segment.
     let after = match (armed_before, request) {
         (true, _) => Some(0),
@@ -257,7 +289,11 @@ pub fn redact<'a>(text: &'a str, role: Role, is_final: bool, state: &mut RedactS
         let later: Vec<Vec<Unit>> = runs
             .iter()
             .filter(|r| r[0].start >= from)
-            .filter(|r| !spans.iter().any(|&(s, e, _)| r[0].start >= s && r[0].start < e))
+            .filter(|r| {
+                !spans
+                    .iter()
+                    .any(|&(s, e, _)| r[0].start >= s && r[0].start < e)
+            })
             .cloned()
             .collect();
         if let Some((s, e)) = cvv_span(&later) {
@@ -284,35 +320,70 @@ mod tests {
 
     #[test]
     fn luhn() {
-        assert!(luhn_valid(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
-        assert!(!luhn_valid(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]));
+        assert!(luhn_valid(&[
+            4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+        ]));
+        assert!(!luhn_valid(&[
+            4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2
+        ]));
     }
 
     #[test]
     fn pan_forms() {
-        assert_eq!(r("it's 4111 1111 1111 1111 thanks", true), "it's [PAN] thanks");
+        assert_eq!(
+            r("it's 4111 1111 1111 1111 thanks", true),
+            "it's [PAN] thanks"
+        );
         assert_eq!(r("4111-1111-1111-1111.", true), "[PAN].");
         assert_eq!(r("card 4111111111111111", true), "card [PAN]");
         assert_eq!(
-            r("four one one one one one one one one one one one one one one one", true),
+            r(
+                "four one one one one one one one one one one one one one one one",
+                true
+            ),
             "[PAN]"
         );
-        assert_eq!(r("call me on 555 867 5309", true), "call me on 555 867 5309");
+        assert_eq!(
+            r("call me on 555 867 5309", true),
+            "call me on 555 867 5309"
+        );
         assert_eq!(r("4111 1111 1111 1112", true), "4111 1111 1111 1112");
     }
 
     #[test]
     fn partial_prefix() {
         assert_eq!(r("my card is 4111 1111 1111", false), "my card is [PAN]");
-        assert_eq!(r("my card is 4111 1111 1111", true), "my card is 4111 1111 1111");
+        assert_eq!(
+            r("my card is 4111 1111 1111", true),
+            "my card is 4111 1111 1111"
+        );
     }
 
     #[test]
     fn cvv() {
         let mut st = RedactState::default();
-        let a = redact("can you read me the three digit security code on the back", Role::Other, true, &mut st);
+        let a = redact(
+            "can you read me the three digit security code on the back",
+            Role::Other,
+            true,
+            &mut st,
+        );
         assert!(a.contains("security code"));
-        assert_eq!(redact("sure it's 7 3 7", Role::Customer, true, &mut st), "sure it's [CVV]");
-        assert_eq!(redact("and my zip is 902", Role::Customer, true, &mut st), "and my zip is 902");
+        assert_eq!(
+            redact("sure it's 7 3 7", Role::Customer, true, &mut st),
+            "sure it's [CVV]"
+        );
+        assert_eq!(
+            redact("and my zip is 902", Role::Customer, true, &mut st),
+            "and my zip is 902"
+        );
+        let mut st = RedactState::default();
+        redact("what's the CVV", Role::Other, true, &mut st);
+        st.end_customer_turn();
+        st.end_customer_turn();
+        assert_eq!(
+            redact("room 101", Role::Customer, true, &mut st),
+            "room 101"
+        );
     }
 }

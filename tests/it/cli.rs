@@ -1,0 +1,84 @@
+//! The command line: exit status and messages as protocol.md fixes them.
+
+use std::process::Command;
+
+use super::support::{fixtures, root};
+
+fn keel(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run keel");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("keel-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn lexicon_check_passes_on_the_product_set() {
+    let (code, out, err) = keel(&["lexicon", "check", "lexicons/"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("categories") && out.contains("entries") && out.contains("examples checked"),
+        "{out}"
+    );
+}
+
+#[test]
+fn lexicon_check_names_file_and_line_of_a_malformed_file() {
+    let d = temp_dir("malformed");
+    std::fs::write(d.join("bad.toml"), "[[category]]\nid = \"x.y\"\nspeaker = \"robot\"\nkind = \"validation\"\nentries = [\"i see\"]\n").unwrap();
+    let (code, out, err) = keel(&["lexicon", "check", d.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("bad.toml:3:") && err.contains("speaker"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lexicon_check_fails_on_a_failing_example() {
+    let d = temp_dir("failing");
+    std::fs::write(
+        d.join("a.toml"),
+        "[[category]]\nid = \"x.y\"\nspeaker = \"agent\"\nkind = \"validation\"\nentries = [\"i see\"]\npositive = [\"I see\", \"nothing here\"]\nnegative = [\"okay\"]\n",
+    )
+    .unwrap();
+    let (code, out, _) = keel(&["lexicon", "check", d.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("a.toml:6: x.y: positive example has no hit"),
+        "{out}"
+    );
+    assert!(out.contains("1 failed"), "{out}");
+}
+
+#[test]
+fn replay_shows_hits_and_rejects_bad_fixtures_with_file_and_line() {
+    let files = fixtures();
+    assert!(!files.is_empty(), "fixtures/calls holds recorded calls");
+    let f = files[0].to_str().unwrap().to_string();
+    let (code, out, err) = keel(&["replay", "--format", "hits", &f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().count() > 3, "{out}");
+
+    let d = temp_dir("fixture");
+    let bad = d.join("bad.jsonl");
+    std::fs::write(&bad, "{\"type\":\"start\",\"call_id\":\"c\"}\n{\"type\":\"transcript\",\"segment_id\":\"s-1\",\"speaker\":\"robot\",\"text\":\"x\",\"is_final\":true}\n").unwrap();
+    let (code, _, err) = keel(&["replay", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.jsonl:2: transcript.speaker"), "{err}");
+    let (code, _, err) = keel(&["replay", "no/such/file.jsonl"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such/file.jsonl"), "{err}");
+}

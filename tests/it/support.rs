@@ -1,0 +1,117 @@
+//! Shared helpers: a small test lexicon (plus the product's modifier cues), and the
+//! product lexicon set.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use keel::lexicon::load::parse_file;
+use keel::lexicon::Lexicon;
+use keel::matcher::{Hit, Side};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Categories that exercise each matching mechanism, independent of product wording.
+pub const TEST_LEXICON: &str = r#"
+[[category]]
+id = "t.insult"
+speaker = "customer"
+kind = "insult"
+directed = true
+vocative = true
+entries = ["idiot", "moron", "asshole", "ass", "cunt", "cock", "rapist", "anal", "bitch"]
+
+[[category]]
+id = "t.profanity"
+speaker = "customer"
+kind = "profanity"
+directed = true
+entries = ["fuck", "fucking", "damn", "shit", "bullshit", "hell"]
+exceptions = ["are you fucking kidding", "damn right", "what the hell"]
+
+[[category]]
+id = "t.threat"
+speaker = "customer"
+kind = "threat"
+negatable = true
+reportable = true
+entries = ["kill you", "i know where you live", "hurt you"]
+exceptions = ["killing me"]
+
+[[category]]
+id = "t.frustration"
+speaker = "customer"
+kind = "frustration"
+entries = ["this is ridiculous", "sick and tired", "third time ... calling"]
+
+[[category]]
+id = "t.apology"
+speaker = "agent"
+kind = "apology_specific"
+entries = ["sorry ... for the delay", "apologize ...5 inconvenience"]
+
+[[category]]
+id = "t.timeframe"
+speaker = "agent"
+kind = "timeframe"
+templates = ["within {duration}", "by {weekday}"]
+
+[[category]]
+id = "t.amount"
+speaker = "any"
+kind = "amount"
+templates = ["{amount}"]
+"#;
+
+pub fn test_lexicon() -> Arc<Lexicon> {
+    static LEX: OnceLock<Arc<Lexicon>> = OnceLock::new();
+    LEX.get_or_init(|| {
+        let mods_path = root().join("lexicons/en/modifiers.toml");
+        let mods = std::fs::read_to_string(&mods_path).expect("modifiers file");
+        let mut cats = parse_file("test.toml", TEST_LEXICON).expect("test lexicon parses");
+        cats.extend(parse_file("modifiers.toml", &mods).expect("modifiers parse"));
+        let sources = vec![
+            ("test.toml".to_string(), TEST_LEXICON.to_string()),
+            ("modifiers.toml".to_string(), mods),
+        ];
+        Arc::new(Lexicon::compile(cats, &sources).expect("test lexicon compiles"))
+    })
+    .clone()
+}
+
+pub fn product_lexicon() -> Arc<Lexicon> {
+    static LEX: OnceLock<Arc<Lexicon>> = OnceLock::new();
+    LEX.get_or_init(|| {
+        Arc::new(
+            Lexicon::load(&root().join("lexicons"))
+                .unwrap_or_else(|e| panic!("product lexicons: {e}")),
+        )
+    })
+    .clone()
+}
+
+/// (category id, directed) of each hit, in order.
+pub fn labels(lex: &Lexicon, hits: &[Hit]) -> Vec<(String, bool)> {
+    hits.iter()
+        .map(|h| (lex.categories[h.category as usize].id.clone(), h.directed))
+        .collect()
+}
+
+pub fn speak(lex: &Lexicon, side: Side, text: &str) -> Vec<Hit> {
+    keel::lexicon::check::hits_for(lex, side, text, false)
+}
+
+pub fn fixtures() -> Vec<PathBuf> {
+    let dir = root().join("fixtures/calls");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
