@@ -79,7 +79,9 @@ pub struct Hit {
     pub text: String,
 }
 
-const GAP_SLOTS: usize = 4;
+const GAP_SLOTS: usize = 6;
+/// Words after a fragment within which a next fragment can still end (gap + its words).
+const GAP_REACH: u32 = 16;
 const PENDING_SLOTS: usize = 4;
 const TEMPLATE_SLOTS: usize = 2;
 const TAIL_BYTES: usize = 256;
@@ -88,12 +90,13 @@ const NEGATION_REACH: u32 = 4;
 const REPORTED_REACH: u32 = 8;
 const PERSON_REACH: u32 = 3;
 
+/// Progress of gapped entries: the fragments seen so far, keyed by the prefix they form
+/// (entries that start alike share a key, see `Gapped::prefix_keys`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct GapProgress {
-    gapped: u16,
-    next: u8,
+    key: u32,
     start: u32,
-    last_end: u32,
+    end: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,57 +398,47 @@ impl Stream {
         {
             return;
         }
-        if frag > 0 {
-            let gap = g.gaps[frag as usize - 1] as u32;
-            let last = frag as usize + 1 == g.frag_tokens.len();
-            let mut i = 0;
-            while i < self.state.gaps_len as usize {
-                let p = self.state.gaps[i];
-                let ok = p.gapped == gapped
-                    && p.next == frag
-                    && start > p.last_end
-                    && start - p.last_end - 1 <= gap
-                    && p.start >= self.state.clause_start;
-                if ok {
-                    if last {
-                        self.remove_gap(i);
-                        self.on_hit(ctx, g.category, g.entry, p.start, end);
-                        return;
-                    }
-                    self.state.gaps[i].next = frag + 1;
-                    self.state.gaps[i].last_end = end;
-                    return;
-                }
+        if frag == 0 {
+            self.record_gap(g.prefix_keys[0], start, end);
+            return;
+        }
+        let prev_key = g.prefix_keys[frag as usize - 1];
+        let gap = g.gaps[frag as usize - 1] as u32;
+        let clause = self.state.clause_start;
+        let found = self.state.gaps[..self.state.gaps_len as usize]
+            .iter()
+            .rev()
+            .find(|p| {
+                p.key == prev_key && p.end < start && start - p.end - 1 <= gap && p.start >= clause
+            })
+            .copied();
+        let Some(p) = found else { return };
+        if frag as usize + 1 == g.frag_tokens.len() {
+            let (category, entry) = (g.category, g.entry);
+            self.on_hit(ctx, category, entry, p.start, end);
+        } else {
+            self.record_gap(g.prefix_keys[frag as usize], p.start, end);
+        }
+    }
+
+    fn record_gap(&mut self, key: u32, start: u32, end: u32) {
+        // Drop slots that no fragment can continue any more, and an older copy of this key.
+        let tok = self.state.tok;
+        let mut i = 0;
+        while i < self.state.gaps_len as usize {
+            let p = self.state.gaps[i];
+            if p.key == key || tok.saturating_sub(p.end) > GAP_REACH {
+                self.remove_gap(i);
+            } else {
                 i += 1;
             }
-        } else {
-            // Expire slots that can no longer advance, then take one (or the oldest).
-            let tok = self.state.tok;
-            let lex = ctx.lex;
-            let mut i = 0;
-            while i < self.state.gaps_len as usize {
-                let p = self.state.gaps[i];
-                let pg = &lex.gapped[p.gapped as usize];
-                let allowed =
-                    pg.gaps[p.next as usize - 1] as u32 + pg.frag_tokens[p.next as usize] as u32;
-                if tok.saturating_sub(p.last_end) > allowed {
-                    self.remove_gap(i);
-                } else {
-                    i += 1;
-                }
-            }
-            if self.state.gaps_len as usize == GAP_SLOTS {
-                self.remove_gap(0);
-            }
-            let n = self.state.gaps_len as usize;
-            self.state.gaps[n] = GapProgress {
-                gapped,
-                next: 1,
-                start,
-                last_end: end,
-            };
-            self.state.gaps_len += 1;
         }
+        if self.state.gaps_len as usize == GAP_SLOTS {
+            self.remove_gap(0);
+        }
+        let n = self.state.gaps_len as usize;
+        self.state.gaps[n] = GapProgress { key, start, end };
+        self.state.gaps_len += 1;
     }
 
     fn remove_gap(&mut self, i: usize) {

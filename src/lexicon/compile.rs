@@ -50,6 +50,9 @@ pub struct Gapped {
     pub entry: u16,
     pub frag_tokens: Vec<u8>,
     pub gaps: Vec<u8>,
+    /// Progress key after each fragment: entries that start with the same fragments and
+    /// gaps share keys, so a shared prefix takes one slot of stream state, not one per entry.
+    pub prefix_keys: Vec<u32>,
 }
 
 /// A compiled category.
@@ -257,6 +260,7 @@ impl Lexicon {
         let mut patterns: Vec<String> = Vec::new();
         let mut uses: Vec<Vec<Use>> = Vec::new();
         let mut gapped = Vec::new();
+        let mut prefixes: HashMap<(Vec<u32>, Vec<u8>), u32> = HashMap::new();
         let mut templates = Vec::new();
         let mut template_triggers = HashSet::new();
         let mut categories = Vec::with_capacity(cats.len());
@@ -354,6 +358,7 @@ impl Lexicon {
                 }
                 let gi = gapped.len() as u16;
                 let mut frag_tokens = Vec::new();
+                let mut frag_patterns: Vec<u32> = Vec::new();
                 let mut ok = true;
                 for (fi, f) in frags.iter().enumerate() {
                     let l = Lined {
@@ -363,13 +368,14 @@ impl Lexicon {
                     match norm_phrase(&l, "entry part", c, &mut errors) {
                         Some(n) => {
                             frag_tokens.push(n.split(' ').count().min(255) as u8);
-                            pattern_for(
+                            let pid = pattern_for(
                                 &n,
                                 Use::Fragment {
                                     gapped: gi,
                                     frag: fi as u8,
                                 },
                             );
+                            frag_patterns.push(pid as u32);
                         }
                         None => ok = false,
                     }
@@ -379,6 +385,13 @@ impl Lexicon {
                         category: cid,
                         entry: ei,
                         frag_tokens,
+                        prefix_keys: (0..frag_patterns.len())
+                            .map(|k| {
+                                let key = (frag_patterns[..=k].to_vec(), gaps[..k].to_vec());
+                                let next = prefixes.len() as u32;
+                                *prefixes.entry(key).or_insert(next)
+                            })
+                            .collect(),
                         gaps,
                     });
                 }
