@@ -292,11 +292,12 @@ impl Stream {
         self.ac_step(ctx.lex, b" ");
         self.push_tail(tok);
         let sid = StateID::new(self.state.ac as usize).expect("valid state id");
+        let mut trigger = false;
         if ctx.lex.dfa.is_match(sid) {
-            self.on_matches(ctx, sid, t);
+            trigger = self.on_matches(ctx, sid, t);
         }
-        if !ctx.lex.templates.is_empty() {
-            self.templates(ctx, tok, t);
+        if trigger || tok.bytes().any(|b| b.is_ascii_digit()) {
+            self.templates(ctx, t);
         }
         self.decide_due(ctx, t);
     }
@@ -321,7 +322,9 @@ impl Stream {
         self.state.gaps_len = 0;
     }
 
-    fn on_matches(&mut self, ctx: &mut Ctx, sid: StateID, t: u32) {
+    /// Handles every pattern ending at token `t`; true when `t` can end a template.
+    fn on_matches(&mut self, ctx: &mut Ctx, sid: StateID, t: u32) -> bool {
+        let mut trigger = false;
         let lex = ctx.lex;
         let n = lex.dfa.match_len(sid);
         // Cues first, then entries, then exceptions: an exception ending on the same
@@ -343,11 +346,13 @@ impl Stream {
                             self.on_fragment(ctx, gapped, frag, start, t)
                         }
                         (2, Use::Exception { category }) => self.on_exception(category, start, t),
+                        (2, Use::Trigger) => trigger = true,
                         _ => {}
                     }
                 }
             }
         }
+        trigger
     }
 
     fn on_cue(&mut self, ctx: &mut Ctx, cue: Cue, category: u16, start: u32, end: u32) {
@@ -564,13 +569,8 @@ impl Stream {
         });
     }
 
-    fn templates(&mut self, ctx: &mut Ctx, tok: &str, t: u32) {
+    fn templates(&mut self, ctx: &mut Ctx, t: u32) {
         let lex = ctx.lex;
-        let trigger =
-            tok.bytes().any(|b| b.is_ascii_digit()) || lex.template_triggers.contains(tok);
-        if !trigger {
-            return;
-        }
         let Some(set) = &lex.template_set else { return };
         let mut from = self.tail.len().saturating_sub(TEMPLATE_WINDOW);
         while !self.tail.is_char_boundary(from) {

@@ -41,6 +41,8 @@ pub enum Use {
     Cue { cue: Cue, category: u16 },
     /// An exception phrase of a category.
     Exception { category: u16 },
+    /// A word that can end a template: templates are tried when one ends.
+    Trigger,
 }
 
 /// A gapped entry: its fragments' token counts and the gap after each fragment.
@@ -113,7 +115,6 @@ pub struct Lexicon {
     pub(crate) gapped: Vec<Gapped>,
     pub(crate) templates: Vec<Template>,
     pub(crate) template_set: Option<RegexSet>,
-    pub(crate) template_triggers: HashSet<String>,
     /// Number of entries (phrases) and templates, for reports.
     pub entry_count: usize,
     pub template_count: usize,
@@ -454,6 +455,11 @@ impl Lexicon {
         if !errors.is_empty() {
             return Err(LexiconErrors(errors));
         }
+        let mut triggers: Vec<&String> = template_triggers.iter().collect();
+        triggers.sort();
+        for w in triggers {
+            pattern_for(w, Use::Trigger);
+        }
         let pattern_tokens = patterns
             .iter()
             .map(|p| p.trim().split(' ').count().min(255) as u8)
@@ -489,7 +495,6 @@ impl Lexicon {
             gapped,
             templates,
             template_set,
-            template_triggers,
             entry_count,
             template_count,
         })

@@ -11,6 +11,7 @@
 //! single letters "f u c k" and a run of single digits "5 5 1 2 3"): the pending run is
 //! carried in [`NormState`], so the output never depends on where a segment was cut.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -274,36 +275,38 @@ impl Normalizer {
         chars: impl Iterator<Item = char>,
         out: &mut impl TokenSink,
     ) {
-        let chars: Vec<char> = chars.collect();
+        let mut chars = chars.peekable();
         let mut tok = String::new();
-        let n = chars.len();
-        let mut i = 0;
-        while i < n {
-            let c = chars[i];
-            let prev = if i > 0 { Some(chars[i - 1]) } else { None };
-            let next = chars.get(i + 1).copied();
+        let mut prev: Option<char> = None;
+        let mut prev2: Option<char> = None;
+        while let Some(c) = chars.next() {
+            let next = chars.peek().copied();
             if is_token_char(c) {
-                for lc in c.to_lowercase() {
-                    tok.push(lc);
+                if c.is_ascii() {
+                    tok.push(c.to_ascii_lowercase());
+                } else {
+                    tok.extend(c.to_lowercase());
                 }
-                i += 1;
+                prev2 = prev;
+                prev = Some(c);
                 continue;
             }
             let prev_digit = prev.is_some_and(|p| p.is_ascii_digit());
             let next_digit = next.is_some_and(|p| p.is_ascii_digit());
-            let prev_alnum = prev.is_some_and(|p| p.is_alphanumeric());
-            let next_alnum = next.is_some_and(|p| p.is_alphanumeric());
             // Number-internal punctuation: 2,400  49.99  5:30  12/03  555-1234  rma-55123
             let inner = match c {
                 ',' | '.' | ':' | '/' => prev_digit && next_digit && !tok.is_empty(),
                 '-' => {
+                    let prev_alnum = prev.is_some_and(|p| p.is_alphanumeric());
+                    let next_alnum = next.is_some_and(|p| p.is_alphanumeric());
                     !tok.is_empty() && ((prev_digit && next_alnum) || (prev_alnum && next_digit))
                 }
                 _ => false,
             };
             if inner {
                 tok.push(c);
-                i += 1;
+                prev2 = prev;
+                prev = Some(c);
                 continue;
             }
             if !tok.is_empty() {
@@ -314,18 +317,23 @@ impl Normalizer {
                 // "f.u.c.k" and "u.s." are letters, not sentence ends.
                 let single_letter_dot = c == '.'
                     && prev.is_some_and(|p| p.is_alphabetic())
-                    && (i < 2 || !chars[i - 2].is_alphanumeric())
+                    && !prev2.is_some_and(|p| p.is_alphanumeric())
                     && next.is_some_and(|p| p.is_alphabetic());
                 if !single_letter_dot {
                     // A run of punctuation is one clause break.
-                    while i + 1 < n && (is_clause_punct(chars[i + 1]) || chars[i + 1] == '"') {
-                        i += 1;
+                    while let Some(&n) = chars.peek() {
+                        if is_clause_punct(n) || n == '"' {
+                            chars.next();
+                        } else {
+                            break;
+                        }
                     }
                     self.flush_run(state, out);
                     out.clause_break();
                 }
             }
-            i += 1;
+            prev2 = prev;
+            prev = Some(c);
         }
         if !tok.is_empty() {
             self.emit_raw(state, &tok, out);
@@ -339,7 +347,7 @@ impl Normalizer {
             return;
         }
         let tok = self.rewrite(raw);
-        let tok = tok.as_str();
+        let tok: &str = &tok;
         let b = tok.as_bytes();
         if b.len() == 1 && b[0].is_ascii_lowercase() {
             self.push_run(state, 1, b[0], out);
@@ -354,7 +362,15 @@ impl Normalizer {
     }
 
     /// Masks, stretched letters and leetspeak, resolved against the vocabulary.
-    fn rewrite(&self, tok: &str) -> String {
+    fn rewrite<'t>(&self, tok: &'t str) -> Cow<'t, str> {
+        // Plain lower-case words (the vast majority) need no rewriting.
+        if tok.bytes().all(|b| b.is_ascii_lowercase() || b == b'\'') && !has_stretch(tok) {
+            return Cow::Borrowed(tok);
+        }
+        Cow::Owned(self.rewrite_slow(tok))
+    }
+
+    fn rewrite_slow(&self, tok: &str) -> String {
         if tok.contains('*') {
             if tok.chars().all(|c| c == '*') {
                 return "***".to_string();
