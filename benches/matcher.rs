@@ -13,7 +13,7 @@ use keel::lexicon::{template, Lexicon};
 use keel::matcher::{CallMatcher, Side, Stream};
 use keel::protocol::Inbound;
 use keel::replay::{read_fixture, side_of};
-use regex::RegexSet;
+use regex::{RegexSet, RegexSetBuilder};
 
 struct Corpus {
     calls: Vec<Vec<(Side, String, String)>>,
@@ -97,7 +97,11 @@ fn baseline() -> &'static RegexSet {
                 ));
             }
         }
-        RegexSet::new(&pats).expect("baseline set")
+        RegexSetBuilder::new(&pats)
+            .size_limit(1 << 30)
+            .dfa_size_limit(1 << 30)
+            .build()
+            .expect("baseline set")
     })
 }
 

@@ -292,12 +292,17 @@ impl Stream {
         self.ac_step(ctx.lex, b" ");
         self.push_tail(tok);
         let sid = StateID::new(self.state.ac as usize).expect("valid state id");
-        let mut trigger = false;
+        let mut candidates = Candidates::default();
         if ctx.lex.dfa.is_match(sid) {
-            trigger = self.on_matches(ctx, sid, t);
+            self.on_matches(ctx, sid, t, &mut candidates);
         }
-        if trigger || tok.bytes().any(|b| b.is_ascii_digit()) {
-            self.templates(ctx, t);
+        if tok.bytes().any(|b| b.is_ascii_digit()) {
+            candidates.extend(&ctx.lex.digit_templates);
+        }
+        candidates.extend(&ctx.lex.always_templates);
+        if !candidates.0.is_empty() {
+            candidates.0.sort_unstable();
+            self.templates(ctx, t, &candidates.0);
         }
         self.decide_due(ctx, t);
     }
@@ -322,9 +327,8 @@ impl Stream {
         self.state.gaps_len = 0;
     }
 
-    /// Handles every pattern ending at token `t`; true when `t` can end a template.
-    fn on_matches(&mut self, ctx: &mut Ctx, sid: StateID, t: u32) -> bool {
-        let mut trigger = false;
+    /// Handles every pattern ending at token `t`; collects the templates `t` can end.
+    fn on_matches(&mut self, ctx: &mut Ctx, sid: StateID, t: u32, candidates: &mut Candidates) {
         let lex = ctx.lex;
         let n = lex.dfa.match_len(sid);
         // Cues first, then entries, then exceptions: an exception ending on the same
@@ -346,13 +350,14 @@ impl Stream {
                             self.on_fragment(ctx, gapped, frag, start, t)
                         }
                         (2, Use::Exception { category }) => self.on_exception(category, start, t),
-                        (2, Use::Trigger) => trigger = true,
+                        (2, Use::Trigger { list }) => {
+                            candidates.extend(&lex.trigger_lists[list as usize])
+                        }
                         _ => {}
                     }
                 }
             }
         }
-        trigger
     }
 
     fn on_cue(&mut self, ctx: &mut Ctx, cue: Cue, category: u16, start: u32, end: u32) {
@@ -569,9 +574,8 @@ impl Stream {
         });
     }
 
-    fn templates(&mut self, ctx: &mut Ctx, t: u32) {
+    fn templates(&mut self, ctx: &mut Ctx, t: u32, candidates: &[u16]) {
         let lex = ctx.lex;
-        let Some(set) = &lex.template_set else { return };
         let mut from = self.tail.len().saturating_sub(TEMPLATE_WINDOW);
         while !self.tail.is_char_boundary(from) {
             from += 1;
@@ -582,7 +586,8 @@ impl Stream {
         };
         let window = &self.tail[wstart..];
         let mut found: Vec<(usize, u32)> = Vec::new();
-        for ti in set.matches(window).into_iter() {
+        for &ti in candidates {
+            let ti = ti as usize;
             let tpl = &lex.templates[ti];
             if !self
                 .side
@@ -645,6 +650,20 @@ impl Stream {
     fn emit_template(&mut self, ctx: &mut Ctx, tp: TemplatePending) {
         let tpl = &ctx.lex.templates[tp.template as usize];
         self.on_hit(ctx, tpl.category, tpl.entry, tp.start, tp.end);
+    }
+}
+
+/// Templates to try at one word (deduplicated, in lexicon order of discovery).
+#[derive(Default)]
+struct Candidates(Vec<u16>);
+
+impl Candidates {
+    fn extend(&mut self, ids: &[u16]) {
+        for &id in ids {
+            if !self.0.contains(&id) {
+                self.0.push(id);
+            }
+        }
     }
 }
 

@@ -2,12 +2,12 @@
 //! and modifier cue (as whole-word patterns `" w1 w2 "` over normalised text), plus the
 //! end-anchored template regexes. Compiled once, shared read-only by every call.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
-use aho_corasick::dfa::DFA;
+use aho_corasick::nfa::contiguous::NFA as Automaton;
 use aho_corasick::MatchKind;
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use super::load::{load_dir, LexiconError, LexiconErrors, Lined, SourceCategory};
@@ -41,8 +41,9 @@ pub enum Use {
     Cue { cue: Cue, category: u16 },
     /// An exception phrase of a category.
     Exception { category: u16 },
-    /// A word that can end a template: templates are tried when one ends.
-    Trigger,
+    /// A word that can end templates: those of `Lexicon::trigger_lists[list]` are tried
+    /// when it ends.
+    Trigger { list: u16 },
 }
 
 /// A gapped entry: its fragments' token counts and the gap after each fragment.
@@ -109,12 +110,17 @@ pub struct Lexicon {
     pub version: String,
     pub categories: Vec<Category>,
     pub normalizer: Normalizer,
-    pub(crate) dfa: DFA,
-    pub(crate) uses: Vec<Vec<Use>>,
+    pub(crate) dfa: Automaton,
+    pub uses: Vec<Vec<Use>>,
     pub(crate) pattern_tokens: Vec<u8>,
     pub(crate) gapped: Vec<Gapped>,
-    pub(crate) templates: Vec<Template>,
-    pub(crate) template_set: Option<RegexSet>,
+    pub templates: Vec<Template>,
+    /// Templates tried at a word, per trigger word.
+    pub trigger_lists: Vec<Vec<u16>>,
+    /// Templates tried at a word with a digit.
+    pub digit_templates: Vec<u16>,
+    /// Templates tried at every word (a class of letters can end them).
+    pub always_templates: Vec<u16>,
     /// Number of entries (phrases) and templates, for reports.
     pub entry_count: usize,
     pub template_count: usize,
@@ -263,7 +269,9 @@ impl Lexicon {
         let mut gapped = Vec::new();
         let mut prefixes: HashMap<(Vec<u32>, Vec<u8>), u32> = HashMap::new();
         let mut templates = Vec::new();
-        let mut template_triggers = HashSet::new();
+        let mut trigger_map: HashMap<String, Vec<u16>> = HashMap::new();
+        let mut digit_templates: Vec<u16> = Vec::new();
+        let mut always_templates: Vec<u16> = Vec::new();
         let mut categories = Vec::with_capacity(cats.len());
         let mut entry_count = 0;
 
@@ -409,11 +417,21 @@ impl Lexicon {
                 let entry = (c.entries.len() + ti) as u16;
                 match template::expand(&t.text) {
                     Ok(exp) => {
-                        template::trigger_words(&exp, &mut template_triggers);
+                        let tid = templates.len() as u16;
+                        let ends = template::ends(&exp);
+                        for w in ends.words.into_iter().chain(ends.pairs) {
+                            trigger_map.entry(w).or_default().push(tid);
+                        }
+                        if ends.always {
+                            always_templates.push(tid);
+                        } else if ends.digits {
+                            digit_templates.push(tid);
+                        }
+                        let anchored = template::anchored(&exp);
                         templates.push(Template {
                             category: cid,
                             entry,
-                            regex: Regex::new(&template::anchored(&exp)).expect("checked at load"),
+                            regex: Regex::new(&anchored).expect("checked at load"),
                         });
                     }
                     Err(reason) => errors.push(LexiconError {
@@ -455,16 +473,23 @@ impl Lexicon {
         if !errors.is_empty() {
             return Err(LexiconErrors(errors));
         }
-        let mut triggers: Vec<&String> = template_triggers.iter().collect();
+        let mut triggers: Vec<(String, Vec<u16>)> = trigger_map.into_iter().collect();
         triggers.sort();
-        for w in triggers {
-            pattern_for(w, Use::Trigger);
+        let mut trigger_lists = Vec::with_capacity(triggers.len());
+        for (w, list) in triggers {
+            pattern_for(
+                &w,
+                Use::Trigger {
+                    list: trigger_lists.len() as u16,
+                },
+            );
+            trigger_lists.push(list);
         }
         let pattern_tokens = patterns
             .iter()
             .map(|p| p.trim().split(' ').count().min(255) as u8)
             .collect();
-        let dfa = DFA::builder()
+        let dfa = Automaton::builder()
             .match_kind(MatchKind::Standard)
             .prefilter(false)
             .build(&patterns)
@@ -475,14 +500,6 @@ impl Lexicon {
                     reason: e.to_string(),
                 }])
             })?;
-        let template_set = if templates.is_empty() {
-            None
-        } else {
-            Some(
-                RegexSet::new(templates.iter().map(|t| t.regex.as_str()))
-                    .expect("each template compiled"),
-            )
-        };
         let template_count = templates.len();
         Ok(Lexicon {
             version: version_of(sources),
@@ -494,7 +511,9 @@ impl Lexicon {
             pattern_tokens,
             gapped,
             templates,
-            template_set,
+            trigger_lists,
+            digit_templates,
+            always_templates,
             entry_count,
             template_count,
         })

@@ -51,6 +51,32 @@ fn cvv_request() -> &'static Regex {
     })
 }
 
+fn is_digit_word(w: &str) -> bool {
+    const WORDS: [&str; 12] = [
+        "zero", "oh", "o", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    WORDS.iter().any(|d| d.eq_ignore_ascii_case(w))
+}
+
+/// Cheap test for the words a security-code request needs.
+fn may_request(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+        [
+            "code",
+            "number",
+            "cvv",
+            "cvv2",
+            "cvc",
+            "cvc2",
+            "cid",
+            "verification",
+            "digits",
+        ]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(w))
+    })
+}
+
 fn digit_word(w: &str) -> Option<u8> {
     Some(match w {
         "zero" | "oh" | "o" => 0,
