@@ -293,8 +293,9 @@ impl Stream {
         self.push_tail(tok);
         let sid = StateID::new(self.state.ac as usize).expect("valid state id");
         let mut candidates = Candidates::default();
-        if ctx.lex.dfa.is_match(sid) {
-            self.on_matches(ctx, sid, t, &mut candidates);
+        let matched = ctx.lex.dfa.is_match(sid);
+        if matched {
+            self.on_matches(ctx, sid, t, 0..2, &mut candidates);
         }
         if tok.bytes().any(|b| b.is_ascii_digit()) {
             candidates.extend(&ctx.lex.digit_templates);
@@ -303,6 +304,10 @@ impl Stream {
         if !candidates.0.is_empty() {
             candidates.0.sort_unstable();
             self.templates(ctx, t, &candidates.0);
+        }
+        if matched {
+            // Exceptions last: they must see every hit that ends on this word.
+            self.on_matches(ctx, sid, t, 2..3, &mut candidates);
         }
         self.decide_due(ctx, t);
     }
@@ -327,13 +332,20 @@ impl Stream {
         self.state.gaps_len = 0;
     }
 
-    /// Handles every pattern ending at token `t`; collects the templates `t` can end.
-    fn on_matches(&mut self, ctx: &mut Ctx, sid: StateID, t: u32, candidates: &mut Candidates) {
+    /// Handles the patterns ending at token `t`, by pass: 0 cues and template triggers,
+    /// 1 entries, 2 exceptions (after templates, so that an exception ending on the same
+    /// word as a hit sees the hit).
+    fn on_matches(
+        &mut self,
+        ctx: &mut Ctx,
+        sid: StateID,
+        t: u32,
+        passes: std::ops::Range<u8>,
+        candidates: &mut Candidates,
+    ) {
         let lex = ctx.lex;
         let n = lex.dfa.match_len(sid);
-        // Cues first, then entries, then exceptions: an exception ending on the same
-        // word as a hit must see the hit.
-        for pass in 0..3 {
+        for pass in passes {
             for i in 0..n {
                 let pid = lex.dfa.match_pattern(sid, i).as_usize();
                 let len = lex.pattern_tokens[pid] as u32;
@@ -349,8 +361,10 @@ impl Stream {
                         (1, Use::Fragment { gapped, frag }) => {
                             self.on_fragment(ctx, gapped, frag, start, t)
                         }
-                        (2, Use::Exception { category }) => self.on_exception(category, start, t),
-                        (2, Use::Trigger { list }) => {
+                        (2, Use::Exception { category }) => {
+                            self.on_exception(lex, category, start, t)
+                        }
+                        (0, Use::Trigger { list }) => {
                             candidates.extend(&lex.trigger_lists[list as usize])
                         }
                         _ => {}
@@ -457,7 +471,19 @@ impl Stream {
         self.state.gaps_len -= 1;
     }
 
-    fn on_exception(&mut self, category: u16, start: u32, end: u32) {
+    fn on_exception(&mut self, lex: &Lexicon, category: u16, start: u32, end: u32) {
+        let mut i = 0;
+        while i < self.state.templates_len as usize {
+            let tp = self.state.templates[i];
+            let covered = tp.start >= start && tp.end <= end;
+            if covered && lex.templates[tp.template as usize].category == category {
+                let n = self.state.templates_len as usize;
+                self.state.templates.copy_within(i + 1..n, i);
+                self.state.templates_len -= 1;
+            } else {
+                i += 1;
+            }
+        }
         let mut i = 0;
         while i < self.state.pending_len as usize {
             let p = self.state.pending[i];

@@ -243,11 +243,21 @@ impl Lexicon {
                 reason: "too many categories".into(),
             }]));
         }
-        // Pass 1: the vocabulary that ambiguous rewrites resolve against.
+        // Pass 1: the vocabulary that ambiguous rewrites resolve against. A mask
+        // ("f***") prefers the words of one-word abuse entries, in lexicon order, over
+        // the words inside longer phrases ("find you", "come down").
         let mut vocab = Vocab::new();
+        let words_of = |e: &Lined| plain_words(&e.text.replace('…', " ").replace("...", " "));
+        for c in cats.iter().filter(|c| c.kind.is_maskable()) {
+            for e in &c.entries {
+                if let [w] = words_of(e).as_slice() {
+                    vocab.insert_maskable(w);
+                }
+            }
+        }
         for c in &cats {
             for e in c.entries.iter().chain(&c.exceptions) {
-                for w in plain_words(&e.text.replace('…', " ").replace("...", " ")) {
+                for w in words_of(e) {
                     if w.bytes().all(|b| b.is_ascii_digit()) {
                         continue;
                     }

@@ -289,9 +289,14 @@ pub fn redact<'a>(
 ) -> Cow<'a, str> {
     let has_digitish = text.bytes().any(|b| b.is_ascii_digit())
         || text
-            .split(|c: char| !c.is_alphabetic())
-            .any(|w| digit_word(&w.to_ascii_lowercase()).is_some());
-    let request = cvv_request().find(text).map(|m| m.end());
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .any(|w| w.len() <= 5 && is_digit_word(w));
+    // The request regex runs only when a word it needs is there.
+    let request = if may_request(text) {
+        cvv_request().find(text).map(|m| m.end())
+    } else {
+        None
+    };
     let armed_before = state.cvv_armed > 0 && role == Role::Customer;
     if is_final && request.is_some() {
         state.cvv_armed = CVV_WINDOW;
