@@ -517,16 +517,7 @@ impl Stream {
             return;
         }
         if !cat.deferred {
-            let text = self.span_text(start, end);
-            ctx.out.push(Hit {
-                side: self.side,
-                category,
-                entry,
-                directed: false,
-                start_tok: start,
-                end_tok: end,
-                text,
-            });
+            self.emit(ctx, category, entry, false, start, end);
             return;
         }
         let mut flags = 0u8;
@@ -588,14 +579,29 @@ impl Stream {
             && (p.flags & 1 != 0
                 || p.flags & 2 != 0
                 || (cat.vocative && at_clause_end && p.flags & 4 == 0));
-        let text = self.span_text(p.start, p.end);
+        self.emit(ctx, p.category, p.entry, directed, p.start, p.end);
+    }
+
+    /// Emits a hit, once per category and span: two entries or templates of one category
+    /// that match the same words are one hit (the first, in lexicon order of decision).
+    fn emit(&self, ctx: &mut Ctx, category: u16, entry: u16, directed: bool, start: u32, end: u32) {
+        let dup = ctx.out.iter().rev().take(8).any(|h| {
+            h.side == self.side
+                && h.category == category
+                && h.start_tok == start
+                && h.end_tok == end
+        });
+        if dup {
+            return;
+        }
+        let text = self.span_text(start, end);
         ctx.out.push(Hit {
             side: self.side,
-            category: p.category,
-            entry: p.entry,
+            category,
+            entry,
             directed,
-            start_tok: p.start,
-            end_tok: p.end,
+            start_tok: start,
+            end_tok: end,
             text,
         });
     }

@@ -282,3 +282,13 @@ fn card_numbers_never_reach_hits() {
         .unwrap();
     assert_eq!(u.text, "it's [PAN] you idiot");
 }
+
+#[test]
+fn carried_state_stays_small() {
+    // Beside the bounded text tail, a stream carries at most 256 bytes.
+    assert!(
+        keel::matcher::Stream::state_bytes() <= 256,
+        "{}",
+        keel::matcher::Stream::state_bytes()
+    );
+}
