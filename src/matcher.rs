@@ -79,7 +79,8 @@ pub struct Hit {
     pub text: String,
 }
 
-const GAP_SLOTS: usize = 6;
+const GAP_SLOTS: usize = 5;
+const RECENT_SLOTS: usize = 4;
 /// Words after a fragment within which a next fragment can still end (gap + its words).
 const GAP_REACH: u32 = 16;
 const PENDING_SLOTS: usize = 4;
@@ -105,7 +106,8 @@ struct Pending {
     entry: u16,
     start: u32,
     end: u32,
-    deadline: u32,
+    /// Words after `end` at which the hit is decided.
+    hold: u8,
     /// bit 0: directed by a person cue before; bit 1: a person cue follows;
     /// bit 2: vocative blocked (article or thing cue right before)
     flags: u8,
@@ -140,6 +142,9 @@ pub struct StreamState {
     pending_len: u8,
     templates: [TemplatePending; TEMPLATE_SLOTS],
     templates_len: u8,
+    /// The last hits emitted, as (category, length, end) keys: one hit per category and
+    /// span, however many entries or templates of the category match it.
+    recent: [u64; RECENT_SLOTS],
 }
 
 /// One speaker's stream: carried state plus a bounded tail of recent normalised text.
@@ -182,6 +187,7 @@ impl Stream {
                 pending_len: 0,
                 templates: [TemplatePending::default(); TEMPLATE_SLOTS],
                 templates_len: 0,
+                recent: [u64::MAX; RECENT_SLOTS],
             },
             tail: String::with_capacity(TAIL_BYTES * 2),
             emit_cues: false,
@@ -546,7 +552,7 @@ impl Stream {
             entry,
             start,
             end,
-            deadline: end + cat.hold.get(entry as usize).copied().unwrap_or(0) as u32,
+            hold: cat.hold.get(entry as usize).copied().unwrap_or(0),
             flags,
         };
         self.state.pending_len += 1;
@@ -564,7 +570,8 @@ impl Stream {
         self.flush_templates(ctx, t);
         let mut i = 0;
         while i < self.state.pending_len as usize {
-            if self.state.pending[i].deadline <= t {
+            let p = self.state.pending[i];
+            if p.end + p.hold as u32 <= t {
                 let p = self.take_pending(i);
                 self.decide(ctx, p, false);
             } else {
@@ -584,16 +591,21 @@ impl Stream {
 
     /// Emits a hit, once per category and span: two entries or templates of one category
     /// that match the same words are one hit (the first, in lexicon order of decision).
-    fn emit(&self, ctx: &mut Ctx, category: u16, entry: u16, directed: bool, start: u32, end: u32) {
-        let dup = ctx.out.iter().rev().take(8).any(|h| {
-            h.side == self.side
-                && h.category == category
-                && h.start_tok == start
-                && h.end_tok == end
-        });
-        if dup {
+    fn emit(
+        &mut self,
+        ctx: &mut Ctx,
+        category: u16,
+        entry: u16,
+        directed: bool,
+        start: u32,
+        end: u32,
+    ) {
+        let key = (category as u64) << 48 | ((end - start) as u64 & 0xffff) << 32 | end as u64;
+        if self.state.recent.contains(&key) {
             return;
         }
+        self.state.recent.copy_within(0..RECENT_SLOTS - 1, 1);
+        self.state.recent[0] = key;
         let text = self.span_text(start, end);
         ctx.out.push(Hit {
             side: self.side,

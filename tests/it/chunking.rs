@@ -90,11 +90,21 @@ impl Rng {
     }
 }
 
-type Key = (Side, u16, u16, bool, String);
+type Key = (Side, u16, u16, bool, u32, u32, String);
 
 fn keys(hits: Vec<keel::matcher::Hit>) -> Vec<Key> {
     hits.into_iter()
-        .map(|h| (h.side, h.category, h.entry, h.directed, h.text))
+        .map(|h| {
+            (
+                h.side,
+                h.category,
+                h.entry,
+                h.directed,
+                h.start_tok,
+                h.end_tok,
+                h.text,
+            )
+        })
         .collect()
 }
 
