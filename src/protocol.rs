@@ -317,7 +317,7 @@ pub enum Outbound {
     Nudge(Nudge),
     NudgeCleared(NudgeCleared),
     Boundary(Boundary),
-    Record(RecordMsg),
+    Record(Box<RecordMsg>),
     Error(ErrorMsg),
     Snapshot(Snapshot),
     Session(Session),

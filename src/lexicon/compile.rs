@@ -111,16 +111,16 @@ pub struct Lexicon {
     pub categories: Vec<Category>,
     pub normalizer: Normalizer,
     pub(crate) dfa: Automaton,
-    pub uses: Vec<Vec<Use>>,
+    pub(crate) uses: Vec<Vec<Use>>,
     pub(crate) pattern_tokens: Vec<u8>,
     pub(crate) gapped: Vec<Gapped>,
-    pub templates: Vec<Template>,
+    pub(crate) templates: Vec<Template>,
     /// Templates tried at a word, per trigger word.
-    pub trigger_lists: Vec<Vec<u16>>,
+    pub(crate) trigger_lists: Vec<Vec<u16>>,
     /// Templates tried at a word with a digit.
-    pub digit_templates: Vec<u16>,
+    pub(crate) digit_templates: Vec<u16>,
     /// Templates tried at every word (a class of letters can end them).
-    pub always_templates: Vec<u16>,
+    pub(crate) always_templates: Vec<u16>,
     /// Number of entries (phrases) and templates, for reports.
     pub entry_count: usize,
     pub template_count: usize,

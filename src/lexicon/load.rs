@@ -287,7 +287,10 @@ pub fn lexicon_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
 
 /// Reads every `*.toml` file under `dir`; returns the categories and the files' names
 /// and contents (for the version hash), or every error found.
-pub fn load_dir(dir: &Path) -> Result<(Vec<SourceCategory>, Vec<(String, String)>), LexiconErrors> {
+/// Each file's path (relative to the lexicon folder) and contents.
+pub type Sources = Vec<(String, String)>;
+
+pub fn load_dir(dir: &Path) -> Result<(Vec<SourceCategory>, Sources), LexiconErrors> {
     let files = lexicon_files(dir).map_err(|e| {
         LexiconErrors(vec![LexiconError {
             file: dir.display().to_string(),

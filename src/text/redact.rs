@@ -221,12 +221,12 @@ fn pan_spans(
             let mut best = None;
             let mut count = 0;
             let mut digits: Vec<u8> = Vec::with_capacity(19);
-            for j in i..run.len() {
-                count += run[j].digits.len();
+            for (j, unit) in run.iter().enumerate().skip(i) {
+                count += unit.digits.len();
                 if count > 19 {
                     break;
                 }
-                digits.extend_from_slice(&run[j].digits);
+                digits.extend_from_slice(&unit.digits);
                 if count >= 13 && luhn_valid(&digits) {
                     best = Some(j);
                 }

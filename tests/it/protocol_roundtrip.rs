@@ -104,7 +104,7 @@ fn every_outbound_message_round_trips() {
             warnings_allowed: 2,
             at_ms: 61000,
         }),
-        Outbound::Record(RecordMsg { record: record() }),
+        Outbound::Record(Box::new(RecordMsg { record: record() })),
         Outbound::Error(ErrorMsg {
             code: "bad_message".into(),
             message: "transcript.speaker: expected agent or customer".into(),
