@@ -10,7 +10,7 @@ use std::sync::Arc;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use keel::lexicon::{template, Lexicon};
-use keel::matcher::{CallMatcher, Side, Stream};
+use keel::matcher::{CallMatcher, Side, Stream, MAX_TAIL_BYTES};
 use keel::protocol::Inbound;
 use keel::replay::{read_fixture, side_of};
 use regex::{RegexSet, RegexSetBuilder};
@@ -148,7 +148,6 @@ fn regexset_baseline(b: Bencher) {
 fn main() {
     let c = corpus();
     let lex = lexicon();
-    let stream = Stream::new(lex, Side::Customer);
     println!(
         "corpus: {} calls, {} final segments, {} bytes; lexicon: {} categories, {} entries, {} templates, {} automaton patterns, automaton {} KiB, version {}",
         c.calls.len(),
@@ -164,7 +163,7 @@ fn main() {
     println!(
         "per-stream carried state: {} bytes (StreamState), text tail at most {} bytes beside it; baseline: {} regexes",
         Stream::state_bytes(),
-        stream.tail_bytes().max(512),
+        MAX_TAIL_BYTES,
         baseline().len()
     );
     divan::main();

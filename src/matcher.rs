@@ -12,6 +12,7 @@
 //!   may still complete, the clause end that makes an insult a vocative);
 //! - the pending longest template match;
 //! - the normaliser's pending run of single letters or digits;
+//! - the keys of the last hits emitted, so that a category reports one span once;
 //! - and, beside that, a bounded tail of recent text for templates and quotes.
 //!
 //! Decisions depend only on the token sequence and on turn ends (another speaker's final
@@ -86,6 +87,8 @@ const GAP_REACH: u32 = 16;
 const PENDING_SLOTS: usize = 4;
 const TEMPLATE_SLOTS: usize = 2;
 const TAIL_BYTES: usize = 256;
+/// Most bytes of text tail a stream holds beside its carried state.
+pub const MAX_TAIL_BYTES: usize = TAIL_BYTES * 2;
 const TEMPLATE_WINDOW: usize = 120;
 const NEGATION_REACH: u32 = 4;
 const REPORTED_REACH: u32 = 8;
@@ -200,18 +203,9 @@ impl Stream {
         self
     }
 
-    pub fn side(&self) -> Side {
-        self.side
-    }
-
     /// Size of the carried state in bytes (beside the text tail).
     pub fn state_bytes() -> usize {
         std::mem::size_of::<StreamState>()
-    }
-
-    /// Bytes of text tail currently held.
-    pub fn tail_bytes(&self) -> usize {
-        self.tail.len()
     }
 
     /// Whether a flush could emit hits that feeding more text has not (yet).
@@ -259,7 +253,7 @@ impl Stream {
     fn push_tail(&mut self, tok: &str) {
         self.tail.push(' ');
         self.tail.push_str(tok);
-        if self.tail.len() > TAIL_BYTES * 2 {
+        if self.tail.len() > MAX_TAIL_BYTES {
             let cut = self.tail.len() - TAIL_BYTES;
             let at = self.tail[cut..].find(' ').map(|p| cut + p).unwrap_or(cut);
             self.tail.drain(..at);
@@ -764,25 +758,11 @@ impl CallMatcher {
         }
     }
 
-    pub fn lexicon(&self) -> &Arc<Lexicon> {
-        &self.lex
-    }
-
     fn stream(&mut self, side: Side) -> &mut Stream {
         match side {
             Side::Agent => &mut self.agent,
             Side::Customer => &mut self.customer,
         }
-    }
-
-    /// Whether this segment's final has been processed.
-    pub fn is_closed(&self, segment_id: &str) -> bool {
-        self.closed.contains(segment_id)
-    }
-
-    /// Redacts a text of a speaker that is not coached (supervisor, system, bot).
-    pub fn redact_other(&mut self, text: &str, is_final: bool) -> String {
-        redact(text, Role::Other, is_final, &mut self.redact).into_owned()
     }
 
     /// Feeds one transcript message. `None` when the segment is already closed.

@@ -529,15 +529,6 @@ impl Lexicon {
         })
     }
 
-    /// The category with this id.
-    pub fn category(&self, id: &str) -> Option<(u16, &Category)> {
-        self.categories
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.id == id)
-            .map(|(i, c)| (i as u16, c))
-    }
-
     /// Heap memory of the compiled automaton, in bytes.
     pub fn automaton_bytes(&self) -> usize {
         use aho_corasick::automaton::Automaton;

@@ -366,48 +366,6 @@ fn concat_tails(items: &[regex_syntax::hir::Hir], words: usize) -> Option<Vec<St
     Some(out)
 }
 
-/// Words a template can end on are the words it names; templates are tried only when
-/// the newest word has a digit or is one of these. The commonest function words are left
-/// out (a, an, the, of, to, and, or, in, on, at, for, is, i, be, it): no template
-/// should end on them.
-pub fn trigger_words(expanded: &str, into: &mut HashSet<String>) {
-    const STOP: &[&str] = &[
-        "a", "an", "the", "of", "to", "and", "or", "in", "on", "at", "for", "is", "i", "s", "d",
-        "k", "p", "m", "be", "it",
-    ];
-    let mut word = String::new();
-    let flush = |w: &mut String, into: &mut HashSet<String>| {
-        if !w.is_empty() && !STOP.contains(&w.as_str()) {
-            if let Some(stem) = w.strip_suffix('s') {
-                if !stem.is_empty() && !STOP.contains(&stem) {
-                    into.insert(stem.to_string());
-                }
-            }
-            into.insert(std::mem::take(w));
-        }
-        w.clear();
-    };
-    let mut escaped = false;
-    for c in expanded.chars() {
-        if escaped {
-            escaped = false;
-            flush(&mut word, into);
-            continue;
-        }
-        if c == '\\' {
-            escaped = true;
-            flush(&mut word, into);
-            continue;
-        }
-        if c.is_ascii_lowercase() || c == '\'' {
-            word.push(c);
-        } else {
-            flush(&mut word, into);
-        }
-    }
-    flush(&mut word, into);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,12 +84,6 @@ impl Vocab {
     pub fn contains(&self, word: &str) -> bool {
         self.words.contains(word)
     }
-    pub fn len(&self) -> usize {
-        self.words.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
-    }
 }
 
 /// The normaliser: stateless itself (it holds the vocabulary), state lives in [`NormState`].
@@ -234,10 +228,6 @@ fn has_stretch(tok: &str) -> bool {
 impl Normalizer {
     pub fn new(vocab: Vocab) -> Self {
         Normalizer { vocab }
-    }
-
-    pub fn vocab(&self) -> &Vocab {
-        &self.vocab
     }
 
     /// Normalises a whole string (a lexicon entry, an example, a test input) and returns

@@ -51,13 +51,6 @@ fn cvv_request() -> &'static Regex {
     })
 }
 
-fn is_digit_word(w: &str) -> bool {
-    const WORDS: [&str; 12] = [
-        "zero", "oh", "o", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-    ];
-    WORDS.iter().any(|d| d.eq_ignore_ascii_case(w))
-}
-
 /// Cheap test for the words a security-code request needs.
 fn may_request(text: &str) -> bool {
     text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
@@ -77,20 +70,28 @@ fn may_request(text: &str) -> bool {
     })
 }
 
+/// Digits as speech engines spell them.
+const DIGIT_WORDS: [(&str, u8); 12] = [
+    ("zero", 0),
+    ("oh", 0),
+    ("o", 0),
+    ("one", 1),
+    ("two", 2),
+    ("three", 3),
+    ("four", 4),
+    ("five", 5),
+    ("six", 6),
+    ("seven", 7),
+    ("eight", 8),
+    ("nine", 9),
+];
+
+/// The digit a spelled word stands for, in any case.
 fn digit_word(w: &str) -> Option<u8> {
-    Some(match w {
-        "zero" | "oh" | "o" => 0,
-        "one" => 1,
-        "two" => 2,
-        "three" => 3,
-        "four" => 4,
-        "five" => 5,
-        "six" => 6,
-        "seven" => 7,
-        "eight" => 8,
-        "nine" => 9,
-        _ => return None,
-    })
+    DIGIT_WORDS
+        .iter()
+        .find(|(d, _)| d.eq_ignore_ascii_case(w))
+        .map(|&(_, v)| v)
 }
 
 /// One unit of a digit run: a span of the text and the digits it stands for.
@@ -131,9 +132,9 @@ fn digit_runs(text: &str) -> Vec<Vec<Unit>> {
         let raw = &text[s..e];
         let trimmed = raw.trim_end_matches(['.', '-']);
         let te = s + trimmed.len();
-        let lower = trimmed.to_ascii_lowercase();
-        if lower == "double" || lower == "triple" {
-            repeat = Some((if lower == "double" { 2 } else { 3 }, s));
+        let double = trimmed.eq_ignore_ascii_case("double");
+        if double || trimmed.eq_ignore_ascii_case("triple") {
+            repeat = Some((if double { 2 } else { 3 }, s));
             continue;
         }
         let mut unit = None;
@@ -154,7 +155,7 @@ fn digit_runs(text: &str) -> Vec<Vec<Unit>> {
                     digits,
                 });
             }
-        } else if let Some(d) = digit_word(&lower) {
+        } else if let Some(d) = digit_word(trimmed) {
             unit = Some(Unit {
                 start: s,
                 end: te,
@@ -290,7 +291,7 @@ pub fn redact<'a>(
     let has_digitish = text.bytes().any(|b| b.is_ascii_digit())
         || text
             .split(|c: char| !c.is_ascii_alphabetic())
-            .any(|w| w.len() <= 5 && is_digit_word(w));
+            .any(|w| w.len() <= 5 && digit_word(w).is_some());
     // The request regex runs only when a word it needs is there.
     let request = if may_request(text) {
         cvv_request().find(text).map(|m| m.end())
