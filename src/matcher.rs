@@ -165,6 +165,8 @@ pub struct Stream {
 struct Ctx<'a> {
     lex: &'a Lexicon,
     out: &'a mut Vec<Hit>,
+    /// Scratch: the templates to try at the current word.
+    candidates: Vec<u16>,
 }
 
 impl Stream {
@@ -220,7 +222,11 @@ impl Stream {
         {
             let mut sink = Sink {
                 stream: self,
-                ctx: Ctx { lex, out },
+                ctx: Ctx {
+                    lex,
+                    out,
+                    candidates: Vec::new(),
+                },
             };
             lex.normalizer.feed(&mut norm, text, &mut sink);
         }
@@ -233,7 +239,11 @@ impl Stream {
         {
             let mut sink = Sink {
                 stream: self,
-                ctx: Ctx { lex, out },
+                ctx: Ctx {
+                    lex,
+                    out,
+                    candidates: Vec::new(),
+                },
             };
             lex.normalizer.flush(&mut norm, &mut sink);
             sink.clause_break();
@@ -292,23 +302,26 @@ impl Stream {
         self.ac_step(ctx.lex, b" ");
         self.push_tail(tok);
         let sid = StateID::new(self.state.ac as usize).expect("valid state id");
-        let mut candidates = Candidates::default();
+        let mut candidates = std::mem::take(&mut ctx.candidates);
+        candidates.clear();
         let matched = ctx.lex.dfa.is_match(sid);
         if matched {
             self.on_matches(ctx, sid, t, 0..2, &mut candidates);
         }
         if tok.bytes().any(|b| b.is_ascii_digit()) {
-            candidates.extend(&ctx.lex.digit_templates);
+            candidates.extend_from_slice(&ctx.lex.digit_templates);
         }
-        candidates.extend(&ctx.lex.always_templates);
-        if !candidates.0.is_empty() {
-            candidates.0.sort_unstable();
-            self.templates(ctx, t, &candidates.0);
+        candidates.extend_from_slice(&ctx.lex.always_templates);
+        if !candidates.is_empty() {
+            candidates.sort_unstable();
+            candidates.dedup();
+            self.templates(ctx, t, &candidates);
         }
         if matched {
             // Exceptions last: they must see every hit that ends on this word.
             self.on_matches(ctx, sid, t, 2..3, &mut candidates);
         }
+        ctx.candidates = candidates;
         self.decide_due(ctx, t);
     }
 
@@ -341,7 +354,7 @@ impl Stream {
         sid: StateID,
         t: u32,
         passes: std::ops::Range<u8>,
-        candidates: &mut Candidates,
+        candidates: &mut Vec<u16>,
     ) {
         let lex = ctx.lex;
         let n = lex.dfa.match_len(sid);
@@ -365,7 +378,7 @@ impl Stream {
                             self.on_exception(lex, category, start, t)
                         }
                         (0, Use::Trigger { list }) => {
-                            candidates.extend(&lex.trigger_lists[list as usize])
+                            candidates.extend_from_slice(&lex.trigger_lists[list as usize])
                         }
                         _ => {}
                     }
@@ -688,20 +701,6 @@ impl Stream {
     fn emit_template(&mut self, ctx: &mut Ctx, tp: TemplatePending) {
         let tpl = &ctx.lex.templates[tp.template as usize];
         self.on_hit(ctx, tpl.category, tpl.entry, tp.start, tp.end);
-    }
-}
-
-/// Templates to try at one word (deduplicated, in lexicon order of discovery).
-#[derive(Default)]
-struct Candidates(Vec<u16>);
-
-impl Candidates {
-    fn extend(&mut self, ids: &[u16]) {
-        for &id in ids {
-            if !self.0.contains(&id) {
-                self.0.push(id);
-            }
-        }
     }
 }
 

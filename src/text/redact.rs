@@ -45,53 +45,85 @@ fn cvv_request() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(
-            r"(?i)\b(security code|security number|cvv2?|cvc2?|cid|card verification|verification (code|number|value)|(three|four|3|4)[- ]digit (code|number)|code on the back|number on the back|digits on the back)\b",
+            r"(?i-u)\b(security code|security number|cvv2?|cvc2?|cid|card verification|verification (code|number|value)|(three|four|3|4)[- ]digit (code|number)|code on the back|number on the back|digits on the back)\b",
         )
         .expect("static regex")
     })
 }
 
-/// Cheap test for the words a security-code request needs.
-fn may_request(text: &str) -> bool {
-    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
-        [
-            "code",
-            "number",
-            "cvv",
-            "cvv2",
-            "cvc",
-            "cvc2",
-            "cid",
-            "verification",
-            "digits",
-        ]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(w))
-    })
+/// What one cheap pass over a text finds: the longest run of adjacent digit-bearing
+/// words (counted in digits; at least as long as any run [`digit_runs`] will find), and
+/// whether a word that a security-code request needs is there.
+struct Scan {
+    longest_run: usize,
+    request_word: bool,
 }
 
-/// Digits as speech engines spell them.
-const DIGIT_WORDS: [(&str, u8); 12] = [
-    ("zero", 0),
-    ("oh", 0),
-    ("o", 0),
-    ("one", 1),
-    ("two", 2),
-    ("three", 3),
-    ("four", 4),
-    ("five", 5),
-    ("six", 6),
-    ("seven", 7),
-    ("eight", 8),
-    ("nine", 9),
-];
+fn scan(text: &str) -> Scan {
+    let mut out = Scan {
+        longest_run: 0,
+        request_word: false,
+    };
+    let mut run = 0;
+    for w in text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if w.bytes().all(|b| b.is_ascii_digit()) {
+            run += w.len();
+        } else {
+            match classify(w) {
+                Word::Digit(_) => run += 1,
+                Word::Repeat(n) => run += n,
+                Word::Request => {
+                    out.request_word = true;
+                    run = 0;
+                }
+                Word::Other => run = 0,
+            }
+        }
+        out.longest_run = out.longest_run.max(run);
+    }
+    out
+}
 
-/// The digit a spelled word stands for, in any case.
-fn digit_word(w: &str) -> Option<u8> {
-    DIGIT_WORDS
-        .iter()
-        .find(|(d, _)| d.eq_ignore_ascii_case(w))
-        .map(|&(_, v)| v)
+/// A word as the redactor sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Word {
+    /// A digit spelled out ("four", "oh").
+    Digit(u8),
+    /// "double" (2) or "triple" (3): the next digit repeats.
+    Repeat(usize),
+    /// A word every security-code request has one of ("security", "cvv", "back").
+    Request,
+    Other,
+}
+
+/// Classifies a word, in any case, without allocating.
+fn classify(w: &str) -> Word {
+    let mut buf = [0u8; 12];
+    let Some(lower) = buf.get_mut(..w.len()) else {
+        return Word::Other;
+    };
+    lower.copy_from_slice(w.as_bytes());
+    lower.make_ascii_lowercase();
+    match &*lower {
+        b"zero" | b"oh" | b"o" => Word::Digit(0),
+        b"one" => Word::Digit(1),
+        b"two" => Word::Digit(2),
+        b"three" => Word::Digit(3),
+        b"four" => Word::Digit(4),
+        b"five" => Word::Digit(5),
+        b"six" => Word::Digit(6),
+        b"seven" => Word::Digit(7),
+        b"eight" => Word::Digit(8),
+        b"nine" => Word::Digit(9),
+        b"double" => Word::Repeat(2),
+        b"triple" => Word::Repeat(3),
+        b"security" | b"cvv" | b"cvv2" | b"cvc" | b"cvc2" | b"cid" | b"verification" | b"digit"
+        | b"digits" | b"back" => Word::Request,
+        _ => Word::Other,
+    }
 }
 
 /// One unit of a digit run: a span of the text and the digits it stands for.
@@ -132,9 +164,9 @@ fn digit_runs(text: &str) -> Vec<Vec<Unit>> {
         let raw = &text[s..e];
         let trimmed = raw.trim_end_matches(['.', '-']);
         let te = s + trimmed.len();
-        let double = trimmed.eq_ignore_ascii_case("double");
-        if double || trimmed.eq_ignore_ascii_case("triple") {
-            repeat = Some((if double { 2 } else { 3 }, s));
+        let class = classify(trimmed);
+        if let Word::Repeat(n) = class {
+            repeat = Some((n, s));
             continue;
         }
         let mut unit = None;
@@ -155,7 +187,7 @@ fn digit_runs(text: &str) -> Vec<Vec<Unit>> {
                     digits,
                 });
             }
-        } else if let Some(d) = digit_word(trimmed) {
+        } else if let Word::Digit(d) = class {
             unit = Some(Unit {
                 start: s,
                 end: te,
@@ -288,12 +320,9 @@ pub fn redact<'a>(
     is_final: bool,
     state: &mut RedactState,
 ) -> Cow<'a, str> {
-    let has_digitish = text.bytes().any(|b| b.is_ascii_digit())
-        || text
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .any(|w| w.len() <= 5 && digit_word(w).is_some());
+    let scan = scan(text);
     // The request regex runs only when a word it needs is there.
-    let request = if may_request(text) {
+    let request = if scan.request_word {
         cvv_request().find(text).map(|m| m.end())
     } else {
         None
@@ -302,7 +331,8 @@ pub fn redact<'a>(
     if is_final && request.is_some() {
         state.cvv_armed = CVV_WINDOW;
     }
-    if !has_digitish {
+    if scan.longest_run < 3 {
+        // Neither a card number (13+ digits) nor a code (3-4 digits) can be here.
         return Cow::Borrowed(text);
     }
     let runs = digit_runs(text);
