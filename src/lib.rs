@@ -14,12 +14,15 @@
 //! - [`lexicon`]: the reviewable lexicon files, their loader (`file:line: reason`
 //!   errors), the compiled automaton and the example checks.
 //! - [`matcher`]: per-call, per-speaker streaming matching with small carried state.
+//! - [`coach`]: one session per call: hits and timing to nudges, the boundary counter and
+//!   the call record.
 //! - [`replay`]: reading recorded calls (native JSON Lines) and running them offline.
 //!
 //! The engine is pure: no I/O, no clock, no async. Time comes from the transcript.
 
 #![forbid(unsafe_code)]
 
+pub mod coach;
 pub mod lexicon;
 pub mod matcher;
 pub mod protocol;

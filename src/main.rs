@@ -28,9 +28,15 @@ enum Cmd {
     },
     /// Run recorded calls (native JSON Lines) through the engine offline.
     Replay {
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Hits)]
-        format: Format,
+        /// Output format (default json; with --check, only the check report).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Compare each call with the expectations of its `start.expect`; exit 1 on a difference.
+        #[arg(long)]
+        check: bool,
+        /// Configuration file; its [policy] table sets the coaching policy.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The lexicon set.
         #[arg(long, default_value = "lexicons")]
         lexicons: PathBuf,
@@ -50,9 +56,13 @@ enum LexiconCmd {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
-    /// Debug view: time, speaker, category, matched text.
+    /// The coaching messages keel sends the platform, one JSON object per line.
+    Json,
+    /// A readable QA timeline with a scorecard.
+    Text,
+    /// Debug view of lexicon hits: time, speaker, category, matched text.
     Hits,
 }
 
@@ -90,23 +100,64 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             }
         }
         Cmd::Replay {
-            format: Format::Hits,
+            format,
+            check,
+            config,
             lexicons,
             files,
         } => {
             let lex = load(&lexicons)?;
-            for f in files {
-                let lines = replay::read_fixture(&f).map_err(|e| {
+            let policy = match config {
+                Some(path) => keel::coach::Policy::load(&path).map_err(|e| {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                })?,
+                None => keel::coach::Policy::default(),
+            };
+            let format = format.or(if check { None } else { Some(Format::Json) });
+            let mut failed = 0;
+            for f in &files {
+                let lines = replay::read_fixture(f).map_err(|e| {
                     eprintln!("{e}");
                     ExitCode::from(2)
                 })?;
-                println!("# {}", f.display());
-                print!(
-                    "{}",
-                    replay::format_hits(&lex, &replay::hits_of(&lex, &lines))
-                );
+                if format == Some(Format::Hits) {
+                    println!("# {}", f.display());
+                    print!(
+                        "{}",
+                        replay::format_hits(&lex, &replay::hits_of(&lex, &lines))
+                    );
+                    continue;
+                }
+                let steps = replay::coach(&lex, &policy, &lines);
+                match format {
+                    Some(Format::Json) => print!("{}", replay::format_json(&steps)),
+                    Some(Format::Text) => {
+                        println!("# {}", f.display());
+                        print!("{}", replay::format_text(&steps));
+                    }
+                    _ => {}
+                }
+                if check {
+                    let diffs = replay::check(&steps);
+                    if diffs.is_empty() {
+                        eprintln!("ok    {}", f.display());
+                    } else {
+                        failed += 1;
+                        for d in diffs {
+                            eprintln!("FAIL  {}: {d}", f.display());
+                        }
+                    }
+                }
             }
-            Ok(())
+            if check {
+                eprintln!("{} passed, {} failed", files.len() - failed, failed);
+            }
+            if failed > 0 {
+                Err(ExitCode::from(1))
+            } else {
+                Ok(())
+            }
         }
     }
 }

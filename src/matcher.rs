@@ -764,6 +764,11 @@ impl CallMatcher {
         }
     }
 
+    /// Whether this segment's final has been processed (later messages for it are ignored).
+    pub fn is_closed(&self, segment_id: &str) -> bool {
+        self.closed.contains(segment_id)
+    }
+
     /// Feeds one transcript message. `None` when the segment is already closed.
     pub fn feed(
         &mut self,

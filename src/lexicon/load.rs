@@ -181,7 +181,7 @@ pub fn parse_file(name: &str, src: &str) -> Result<Vec<SourceCategory>, Vec<Lexi
                     tags.join(", ")
                 ),
             )),
-            (Some(tags), None) => errors.push(err(
+            (Some(tags), None) if !kind.tag_optional() => errors.push(err(
                 cat_line,
                 format!(
                     "{id}: kind {} needs a tag: one of {}",

@@ -37,7 +37,7 @@ impl SpeakerFilter {
 macro_rules! kinds {
     ($($variant:ident => $name:literal),* $(,)?) => {
         /// What the coach does with a category's hits.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum Kind { $($variant),* }
 
@@ -138,6 +138,11 @@ impl Kind {
         )
     }
 
+    /// Kinds whose tag may be left out (an acceptance that names no remedy).
+    pub fn tag_optional(self) -> bool {
+        self == Kind::RemedyAcceptance
+    }
+
     /// Kinds that abuse the agent when they count (directed, not negated, not reported).
     pub fn is_abuse(self) -> bool {
         matches!(
@@ -146,11 +151,11 @@ impl Kind {
         )
     }
 
-    /// The tags a kind requires, or `None` when it takes no tag.
+    /// The tags a kind takes, or `None` when it takes no tag.
     pub fn tags(self) -> Option<&'static [&'static str]> {
         match self {
             Kind::Complaint => Some(ROOT_CAUSES),
-            Kind::Remedy => Some(REMEDY_KINDS),
+            Kind::Remedy | Kind::RemedyAcceptance => Some(REMEDY_KINDS),
             Kind::BoundaryWarning => Some(&["first", "second"]),
             _ => None,
         }

@@ -1,5 +1,6 @@
 mod chunking;
 mod cli;
+mod coach;
 mod lexicons;
 mod matcher_table;
 mod protocol_roundtrip;
