@@ -733,8 +733,10 @@ pub struct Update {
 }
 
 /// Per-call matching: redaction state, one stream per coached speaker, closed segments.
-#[derive(Clone, Debug)]
+/// Serialisable without its lexicon; [`CallMatcher::set_lexicon`] gives it back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CallMatcher {
+    #[serde(skip, default = "crate::lexicon::compile::empty_lexicon")]
     lex: Arc<Lexicon>,
     agent: Stream,
     customer: Stream,
@@ -762,6 +764,11 @@ impl CallMatcher {
             Side::Agent => &mut self.agent,
             Side::Customer => &mut self.customer,
         }
+    }
+
+    /// Gives a restored matcher its lexicon (the one it was created with).
+    pub fn set_lexicon(&mut self, lex: Arc<Lexicon>) {
+        self.lex = lex;
     }
 
     /// Whether this segment's final has been processed (later messages for it are ignored).

@@ -117,20 +117,19 @@ pub fn parse_amount(text: &str, call_currency: &str) -> Option<(f64, String)> {
                     spelled = true;
                 }
                 "and" if spelled => {}
-                _ => match word_value(w) {
-                    Some(v)
-                        if !(w == "a"
-                            && !matches!(
-                                words.get(i + 1),
-                                Some(&("hundred" | "thousand" | "grand"))
-                            )) =>
-                    {
-                        group += v;
-                        spelled = true;
+                _ => {
+                    // "a" counts only as "a hundred", "a thousand".
+                    let lone_a = w == "a"
+                        && !matches!(words.get(i + 1), Some(&("hundred" | "thousand" | "grand")));
+                    match word_value(w) {
+                        Some(v) if !lone_a => {
+                            group += v;
+                            spelled = true;
+                        }
+                        _ if spelled => break,
+                        _ => {}
                     }
-                    _ if spelled => break,
-                    _ => {}
-                },
+                }
             }
         }
     }

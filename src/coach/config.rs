@@ -92,7 +92,7 @@ impl Policy {
         if p.warnings_allowed == 0 {
             return Err(bad("policy.warnings_allowed: must be at least 1"));
         }
-        if !(p.authority_limit >= 0.0) {
+        if p.authority_limit.is_nan() || p.authority_limit < 0.0 {
             return Err(bad(
                 "policy.authority_limit: must be a number of at least 0",
             ));

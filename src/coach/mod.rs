@@ -19,9 +19,15 @@ use crate::protocol::*;
 use amount::parse_amount;
 use boundary::{Change, Counter};
 pub use config::Policy;
+use serde::{Deserialize, Serialize};
+
+/// A saved session that could not be restored.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot restore session: {0}")]
+pub struct RestoreError(pub String);
 
 /// An active nudge and what is needed to clear it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Active {
     nudge: Nudge,
     /// Raised from a partial of this segment, not yet confirmed by its final.
@@ -34,17 +40,21 @@ struct Active {
 }
 
 /// The last final segment of one speaker: what evidence quotes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Segment {
     id: String,
     text: String,
     at_ms: u64,
 }
 
-/// The state of one call.
+/// The state of one call. Its whole state serialises ([`Session::save`]) and restores
+/// with the same lexicon ([`Session::restore`]).
+#[derive(Serialize, Deserialize)]
 pub struct Session {
     policy: Policy,
+    #[serde(skip, default = "crate::lexicon::compile::empty_lexicon")]
     lex: Arc<Lexicon>,
+    lexicon_version: String,
     matcher: CallMatcher,
     call_id: String,
     tenant: Option<String>,
@@ -180,6 +190,7 @@ impl Session {
         let boundary = Counter::new(policy.warnings_allowed);
         Session {
             matcher: CallMatcher::new(Arc::clone(&lex)),
+            lexicon_version: lex.version.clone(),
             lex,
             call_id: call_id.to_string(),
             tenant: None,
@@ -231,6 +242,26 @@ impl Session {
             turn_refund_demand: false,
             turn_max_amount: 0.0,
         }
+    }
+
+    /// The session's whole state as JSON.
+    pub fn save(&self) -> String {
+        serde_json::to_string(self).expect("session state serialises")
+    }
+
+    /// A session from [`Session::save`]'s JSON, with the lexicon it was coached with.
+    pub fn restore(state: &str, lex: Arc<Lexicon>) -> Result<Session, RestoreError> {
+        let mut s: Session =
+            serde_json::from_str(state).map_err(|e| RestoreError(e.to_string()))?;
+        if s.lexicon_version != lex.version {
+            return Err(RestoreError(format!(
+                "the session was coached with lexicon {}, not {}",
+                s.lexicon_version, lex.version
+            )));
+        }
+        s.matcher.set_lexicon(Arc::clone(&lex));
+        s.lex = lex;
+        Ok(s)
     }
 
     pub fn call_id(&self) -> &str {
@@ -718,12 +749,10 @@ impl Session {
                 }
             }
             Kind::CustomerApology => self.heat(-0.2),
-            Kind::RemedyAcceptance => {
-                // The first remedy agreed is the resolution; one the customer names wins
-                // over the last one offered.
-                if self.agreed.is_none() {
-                    self.agreed = remedy_of(tag.as_deref()).or(self.last_offered);
-                }
+            // The first remedy agreed is the resolution; one the customer names wins over
+            // the last one offered.
+            Kind::RemedyAcceptance if self.agreed.is_none() => {
+                self.agreed = remedy_of(tag.as_deref()).or(self.last_offered);
             }
             Kind::Technical => self.escalate(EscalationReason::Technical, Side::Customer, out),
             _ => {}
@@ -751,10 +780,10 @@ impl Session {
                     out,
                 );
             }
-            Kind::ApologyGeneric | Kind::NonApology => {
-                if !kinds.contains(&Kind::ApologySpecific) && !self.apologized {
-                    self.raise(NudgeKind::ApologizeSpecifically, Side::Agent, out);
-                }
+            Kind::ApologyGeneric | Kind::NonApology
+                if !kinds.contains(&Kind::ApologySpecific) && !self.apologized =>
+            {
+                self.raise(NudgeKind::ApologizeSpecifically, Side::Agent, out);
             }
             Kind::BlanketFault => {
                 self.raise(NudgeKind::AvoidBlanketFault, Side::Agent, out);
@@ -814,17 +843,16 @@ impl Session {
                     }
                 }
             }
-            Kind::Amount => {
-                if kinds.contains(&Kind::Remedy) || kinds.contains(&Kind::CompletedStep) {
-                    if let Some((amount, currency)) = parse_amount(&h.text, &self.currency) {
-                        self.cost = Some(Cost { amount, currency });
-                    }
+            // A sum said with an offer or a completed step is the remedy's cost.
+            Kind::Amount
+                if kinds.contains(&Kind::Remedy) || kinds.contains(&Kind::CompletedStep) =>
+            {
+                if let Some((amount, currency)) = parse_amount(&h.text, &self.currency) {
+                    self.cost = Some(Cost { amount, currency });
                 }
             }
-            Kind::VaguePromise => {
-                if !kinds.contains(&Kind::Timeframe) {
-                    self.raise(NudgeKind::GiveTimeframe, Side::Agent, out);
-                }
+            Kind::VaguePromise if !kinds.contains(&Kind::Timeframe) => {
+                self.raise(NudgeKind::GiveTimeframe, Side::Agent, out);
             }
             Kind::Timeframe => {
                 if self.timeframe.is_none() {
@@ -846,15 +874,13 @@ impl Session {
                 self.satisfaction_checked = true;
                 self.clear(NudgeKind::CheckSatisfaction, ClearReason::Satisfied, out);
             }
-            Kind::Closing => {
-                if self.boundary.abuse_incidents == 0 {
-                    if self.agreed.is_some() && self.confirmation.is_none() && !self.completed_step
-                    {
-                        self.raise(NudgeKind::GiveConfirmation, Side::Agent, out);
-                    }
-                    if !self.satisfaction_checked && !kinds.contains(&Kind::SatisfactionCheck) {
-                        self.raise(NudgeKind::CheckSatisfaction, Side::Agent, out);
-                    }
+            // Closing an abusive call is not a service close: no closing nudges then.
+            Kind::Closing if self.boundary.abuse_incidents == 0 => {
+                if self.agreed.is_some() && self.confirmation.is_none() && !self.completed_step {
+                    self.raise(NudgeKind::GiveConfirmation, Side::Agent, out);
+                }
+                if !self.satisfaction_checked && !kinds.contains(&Kind::SatisfactionCheck) {
+                    self.raise(NudgeKind::CheckSatisfaction, Side::Agent, out);
                 }
             }
             Kind::BoundaryWarning => {
@@ -877,8 +903,7 @@ impl Session {
     fn reference(&self, normalised: &str) -> Option<String> {
         let code = normalised
             .split(' ')
-            .filter(|w| w.bytes().any(|b| b.is_ascii_digit()))
-            .last()?;
+            .rfind(|w| w.bytes().any(|b| b.is_ascii_digit()))?;
         let raw = &self.last_segment[0].text;
         let found = raw
             .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"'))

@@ -224,6 +224,18 @@ pub fn version_of(sources: &[(String, String)]) -> String {
     format!("sha256:{hex}")
 }
 
+/// An empty lexicon: what a restored session holds until it is given its own.
+pub fn empty_lexicon() -> std::sync::Arc<Lexicon> {
+    static EMPTY: std::sync::OnceLock<std::sync::Arc<Lexicon>> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| {
+            std::sync::Arc::new(
+                Lexicon::compile(Vec::new(), &[]).expect("an empty lexicon compiles"),
+            )
+        })
+        .clone()
+}
+
 impl Lexicon {
     /// Loads and compiles every lexicon file under `dir`.
     pub fn load(dir: &Path) -> Result<Lexicon, LexiconErrors> {

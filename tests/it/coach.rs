@@ -446,3 +446,31 @@ fn a_cleared_kind_respects_its_cooldown() {
         "raised, cleared, not again within 30 s, then again"
     );
 }
+
+#[test]
+fn a_saved_session_resumes_where_it_stood() {
+    let lex = product_lexicon();
+    for f in fixtures() {
+        let lines = replay::read_fixture(&f).unwrap();
+        let mut whole = Session::new(Arc::clone(&lex), Policy::default(), "c");
+        let want: Vec<Outbound> = lines.iter().flat_map(|l| whole.feed(&l.msg)).collect();
+
+        let mid = lines.len() / 2;
+        let mut first = Session::new(Arc::clone(&lex), Policy::default(), "c");
+        let mut got: Vec<Outbound> = lines[..mid]
+            .iter()
+            .flat_map(|l| first.feed(&l.msg))
+            .collect();
+        let saved = first.save();
+        drop(first);
+        let mut second = Session::restore(&saved, Arc::clone(&lex)).unwrap();
+        got.extend(lines[mid..].iter().flat_map(|l| second.feed(&l.msg)));
+        assert_eq!(got, want, "{}", f.display());
+    }
+    let s = Session::new(Arc::clone(&lex), Policy::default(), "c").save();
+    let other = keel::lexicon::compile::empty_lexicon();
+    assert!(
+        Session::restore(&s, other).is_err(),
+        "a session restores only with its own lexicon"
+    );
+}
