@@ -160,6 +160,9 @@ pub struct Stream {
     /// Emit modifier cues as hits (for checking modifier examples).
     #[serde(default)]
     emit_cues: bool,
+    /// Report only abuse hits (a partial's probe when only urgent hits matter).
+    #[serde(default)]
+    urgent_only: bool,
 }
 
 struct Ctx<'a> {
@@ -167,6 +170,8 @@ struct Ctx<'a> {
     out: &'a mut Vec<Hit>,
     /// Scratch: the templates to try at the current word.
     candidates: Vec<u16>,
+    /// When set, every word fed is appended here (space-separated).
+    words: Option<&'a mut String>,
 }
 
 impl Stream {
@@ -196,6 +201,7 @@ impl Stream {
             },
             tail: String::with_capacity(TAIL_BYTES * 2),
             emit_cues: false,
+            urgent_only: false,
         }
     }
 
@@ -218,6 +224,17 @@ impl Stream {
 
     /// Feeds one chunk of (redacted) text; appends the hits decided so far to `out`.
     pub fn feed(&mut self, lex: &Lexicon, text: &str, out: &mut Vec<Hit>) {
+        self.feed_words(lex, text, out, None);
+    }
+
+    /// [`Stream::feed`], also appending the normalised words to `words`.
+    pub fn feed_words(
+        &mut self,
+        lex: &Lexicon,
+        text: &str,
+        out: &mut Vec<Hit>,
+        words: Option<&mut String>,
+    ) {
         let mut norm = self.state.norm;
         {
             let mut sink = Sink {
@@ -226,6 +243,7 @@ impl Stream {
                     lex,
                     out,
                     candidates: Vec::new(),
+                    words,
                 },
             };
             lex.normalizer.feed(&mut norm, text, &mut sink);
@@ -243,6 +261,7 @@ impl Stream {
                     lex,
                     out,
                     candidates: Vec::new(),
+                    words: None,
                 },
             };
             lex.normalizer.flush(&mut norm, &mut sink);
@@ -295,6 +314,12 @@ impl Stream {
     }
 
     fn token(&mut self, ctx: &mut Ctx, tok: &str) {
+        if let Some(w) = ctx.words.as_deref_mut() {
+            if !w.is_empty() {
+                w.push(' ');
+            }
+            w.push_str(tok);
+        }
         self.state.tok += 1;
         self.state.last_break = false;
         let t = self.state.tok;
@@ -514,7 +539,10 @@ impl Stream {
 
     fn on_hit(&mut self, ctx: &mut Ctx, category: u16, entry: u16, start: u32, end: u32) {
         let cat = &ctx.lex.categories[category as usize];
-        if !self.side.accepts(cat.speaker) || cat.kind.is_modifier() {
+        if !self.side.accepts(cat.speaker)
+            || cat.kind.is_modifier()
+            || (self.urgent_only && !cat.kind.is_abuse())
+        {
             return;
         }
         let s = &self.state;
@@ -640,6 +668,9 @@ impl Stream {
         for &ti in candidates {
             let ti = ti as usize;
             let tpl = &lex.templates[ti];
+            if self.urgent_only && !lex.categories[tpl.category as usize].kind.is_abuse() {
+                continue;
+            }
             if !self
                 .side
                 .accepts(lex.categories[tpl.category as usize].speaker)
@@ -730,6 +761,20 @@ pub struct Update {
     /// following "you", an exception still possible). They become authoritative, or
     /// not, with later text; a consumer should not treat them as contradicted.
     pub provisional: Vec<Hit>,
+    /// Final only: the segment's normalised words, space-separated.
+    pub words: String,
+}
+
+/// What a partial reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partials {
+    /// Every hit, tentative.
+    #[default]
+    All,
+    /// Only abuse hits: for a consumer that acts on partials only when it is urgent
+    /// (the coach), which saves matching templates again on every partial.
+    Urgent,
 }
 
 /// Per-call matching: redaction state, one stream per coached speaker, closed segments.
@@ -743,6 +788,8 @@ pub struct CallMatcher {
     last_final: Option<Side>,
     closed: HashSet<String>,
     redact: RedactState,
+    #[serde(default)]
+    partials: Partials,
 }
 
 impl CallMatcher {
@@ -756,6 +803,7 @@ impl CallMatcher {
             last_final: None,
             closed: HashSet::new(),
             redact: RedactState::default(),
+            partials: Partials::All,
         }
     }
 
@@ -764,6 +812,11 @@ impl CallMatcher {
             Side::Agent => &mut self.agent,
             Side::Customer => &mut self.customer,
         }
+    }
+
+    /// Chooses what partials report (default: every hit).
+    pub fn set_partials(&mut self, partials: Partials) {
+        self.partials = partials;
     }
 
     /// Gives a restored matcher its lexicon (the one it was created with).
@@ -796,7 +849,9 @@ impl CallMatcher {
         if !is_final {
             let mut st = self.redact;
             let text = redact(text, role, false, &mut st).into_owned();
+            let urgent = self.partials == Partials::Urgent;
             let mut probe = self.stream(side).clone();
+            probe.urgent_only = urgent;
             let mut hits = Vec::new();
             probe.feed(&lex, &text, &mut hits);
             probe.flush(&lex, &mut hits);
@@ -804,6 +859,7 @@ impl CallMatcher {
                 text,
                 hits,
                 provisional: Vec::new(),
+                words: String::new(),
             });
         }
         self.closed.insert(segment_id.to_string());
@@ -817,7 +873,8 @@ impl CallMatcher {
         self.last_final = Some(side);
         let text = redact(text, role, true, &mut self.redact).into_owned();
         let stream = self.stream(side);
-        stream.feed(&lex, &text, &mut hits);
+        let mut words = String::new();
+        stream.feed_words(&lex, &text, &mut hits, Some(&mut words));
         let mut provisional = Vec::new();
         if stream.has_pending() {
             let mut probe = stream.clone();
@@ -827,6 +884,7 @@ impl CallMatcher {
             text,
             hits,
             provisional,
+            words,
         })
     }
 

@@ -188,8 +188,11 @@ const STOP_WORDS: &[&str] = &[
 impl Session {
     pub fn new(lex: Arc<Lexicon>, policy: Policy, call_id: &str) -> Session {
         let boundary = Counter::new(policy.warnings_allowed);
+        let mut matcher = CallMatcher::new(Arc::clone(&lex));
+        // The coach acts on partials only for abuse (the boundary nudges).
+        matcher.set_partials(crate::matcher::Partials::Urgent);
         Session {
-            matcher: CallMatcher::new(Arc::clone(&lex)),
+            matcher,
             lexicon_version: lex.version.clone(),
             lex,
             call_id: call_id.to_string(),
@@ -514,9 +517,9 @@ impl Session {
             at_ms: at,
         };
         if side == Side::Agent {
-            self.agent_timing(t, &update.text, out);
+            self.agent_timing(t, &update.text, &update.words, out);
         } else {
-            self.learn_words(&update.text);
+            self.learn_words(&update.words);
         }
         self.hits(side, &mine, out);
         // A boundary nudge raised from this segment's partials that the final (and the
@@ -568,8 +571,8 @@ impl Session {
         h.side == Side::Customer && c.kind.is_abuse() && (!c.directed || h.directed)
     }
 
-    fn learn_words(&mut self, text: &str) {
-        for w in self.lex.normalizer.normalize_str(text).split(' ') {
+    fn learn_words(&mut self, words: &str) {
+        for w in words.split(' ') {
             if w.len() >= 5 && w.bytes().all(|b| b.is_ascii_lowercase()) && !STOP_WORDS.contains(&w)
             {
                 self.customer_words.insert(w.to_string());
@@ -597,7 +600,7 @@ impl Session {
         }
     }
 
-    fn agent_timing(&mut self, t: &Transcript, text: &str, out: &mut Vec<Outbound>) {
+    fn agent_timing(&mut self, t: &Transcript, text: &str, words: &str, out: &mut Vec<Outbound>) {
         // Pace over the agent's turn so far, once it has enough words.
         self.agent_turn_words += text.split_whitespace().count();
         if let (Some(s), Some(e)) = (t.start_ms, t.end_ms) {
@@ -612,7 +615,7 @@ impl Session {
             }
         }
         // Mirroring: the agent reuses the customer's own content words (two or more).
-        for w in self.lex.normalizer.normalize_str(text).split(' ') {
+        for w in words.split(' ') {
             if self.customer_words.contains(w) {
                 self.shared_words.insert(w.to_string());
             }
