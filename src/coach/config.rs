@@ -43,14 +43,11 @@ impl Default for Policy {
     }
 }
 
+/// The configuration file: other tables (the server's) are not the policy's business.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     policy: Policy,
-    /// Sections other programs read (server, tenants) are not the policy's business.
-    #[serde(flatten)]
-    _other: std::collections::BTreeMap<String, toml::Value>,
 }
 
 /// A configuration file that could not be used.
