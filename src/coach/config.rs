@@ -120,3 +120,12 @@ mod tests {
         assert!(Policy::parse("k.toml", "[policy]\nwarnings_allowed = 0\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_example_file_holds_the_defaults() {
+        let src = include_str!("../../keel.example.toml");
+        assert_eq!(super::Policy::parse("keel.example.toml", src).unwrap(), super::Policy::default());
+    }
+}
