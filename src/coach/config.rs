@@ -126,6 +126,9 @@ mod example {
     #[test]
     fn the_example_file_holds_the_defaults() {
         let src = include_str!("../../keel.example.toml");
-        assert_eq!(super::Policy::parse("keel.example.toml", src).unwrap(), super::Policy::default());
+        assert_eq!(
+            super::Policy::parse("keel.example.toml", src).unwrap(),
+            super::Policy::default()
+        );
     }
 }

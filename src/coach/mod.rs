@@ -98,6 +98,8 @@ pub struct Session {
     defensive_this_turn: bool,
     agreed: Option<RemedyKind>,
     timeframe: Option<String>,
+    /// The timeframe was given with or after a remedy offer.
+    timeframe_with_offer: bool,
     confirmation: Option<String>,
     completed_step: bool,
     cost: Option<Cost>,
@@ -235,6 +237,7 @@ impl Session {
             defensive_this_turn: false,
             agreed: None,
             timeframe: None,
+            timeframe_with_offer: false,
             confirmation: None,
             completed_step: false,
             cost: None,
@@ -858,8 +861,13 @@ impl Session {
                 self.raise(NudgeKind::GiveTimeframe, Side::Agent, out);
             }
             Kind::Timeframe => {
-                if self.timeframe.is_none() {
+                // The resolution's timeframe is the first one given with or after an
+                // offer; one said before any offer ("it takes about a minute") only
+                // stands in when no other comes.
+                let with_offer = !self.offered.is_empty() || kinds.contains(&Kind::Remedy);
+                if self.timeframe.is_none() || (with_offer && !self.timeframe_with_offer) {
                     self.timeframe = Some(h.text.clone());
+                    self.timeframe_with_offer = with_offer;
                 }
                 self.clear(NudgeKind::GiveTimeframe, ClearReason::Satisfied, out);
             }

@@ -85,12 +85,18 @@ fn replay_shows_hits_and_rejects_bad_fixtures_with_file_and_line() {
 
 #[test]
 fn replay_prints_coaching_messages_and_checks_expectations() {
-    let files: Vec<String> = fixtures().iter().map(|f| f.to_str().unwrap().to_string()).collect();
+    let files: Vec<String> = fixtures()
+        .iter()
+        .map(|f| f.to_str().unwrap().to_string())
+        .collect();
     let mut args = vec!["replay", "--format", "json"];
     args.extend(files.iter().map(String::as_str));
     let (code, out, err) = keel(&args);
     assert_eq!(code, 0, "{err}");
-    let records = out.lines().filter(|l| l.starts_with("{\"type\":\"record\"")).count();
+    let records = out
+        .lines()
+        .filter(|l| l.starts_with("{\"type\":\"record\""))
+        .count();
     assert_eq!(records, files.len(), "one record per call");
     for l in out.lines() {
         keel::protocol::decode_outbound(l).unwrap_or_else(|e| panic!("{l}: {e}"));
@@ -100,7 +106,10 @@ fn replay_prints_coaching_messages_and_checks_expectations() {
     args.extend(files.iter().map(String::as_str));
     let (code, _, err) = keel(&args);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains(&format!("{} passed, 0 failed", files.len())), "{err}");
+    assert!(
+        err.contains(&format!("{} passed, 0 failed", files.len())),
+        "{err}"
+    );
 
     let (code, out, _) = keel(&["replay", "--format", "text", &files[0]]);
     assert_eq!(code, 0);
@@ -121,16 +130,32 @@ fn replay_prints_coaching_messages_and_checks_expectations() {
 #[test]
 fn replay_reads_the_policy_from_a_config_file() {
     let files = fixtures();
-    let abusive = files.iter().find(|f| f.to_string_lossy().contains("06-")).expect("fixture 06");
+    let abusive = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("06-"))
+        .expect("fixture 06");
     let d = temp_dir("config");
     let cfg = d.join("keel.toml");
     std::fs::write(&cfg, "[policy]\nwarnings_allowed = 3\n").unwrap();
-    let (code, out, err) = keel(&["replay", "--config", cfg.to_str().unwrap(), abusive.to_str().unwrap()]);
+    let (code, out, err) = keel(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        abusive.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"warnings_allowed\":3"), "{out}");
 
     std::fs::write(&cfg, "[policy]\nwarnings = 3\n").unwrap();
-    let (code, _, err) = keel(&["replay", "--config", cfg.to_str().unwrap(), abusive.to_str().unwrap()]);
+    let (code, _, err) = keel(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        abusive.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
-    assert!(err.contains("keel.toml:2:") && err.contains("warnings"), "{err}");
+    assert!(
+        err.contains("keel.toml:2:") && err.contains("warnings"),
+        "{err}"
+    );
 }
