@@ -83,7 +83,6 @@ pub struct Session {
     shared_words: BTreeSet<String>,
     temperature: f64,
     temperature_at: u64,
-    needs_validation: bool,
     validated: bool,
     apologized: bool,
     open_questions: u32,
@@ -222,7 +221,6 @@ impl Session {
             shared_words: BTreeSet::new(),
             temperature: 0.2,
             temperature_at: 0,
-            needs_validation: false,
             validated: false,
             apologized: false,
             open_questions: 0,
@@ -671,7 +669,7 @@ impl Session {
             .collect();
         for h in hits {
             match side {
-                Side::Customer => self.customer_hit(h, &kinds, out),
+                Side::Customer => self.customer_hit(h, out),
                 Side::Agent => self.agent_hit(h, &kinds, out),
             }
         }
@@ -697,7 +695,7 @@ impl Session {
         Some(value)
     }
 
-    fn customer_hit(&mut self, h: &Hit, _kinds: &BTreeSet<Kind>, out: &mut Vec<Outbound>) {
+    fn customer_hit(&mut self, h: &Hit, out: &mut Vec<Outbound>) {
         let cat = &self.lex.categories[h.category as usize];
         let kind = cat.kind;
         let tag = cat.tag.clone();
@@ -716,7 +714,6 @@ impl Session {
         match kind {
             Kind::Frustration | Kind::Profanity | Kind::Insult => {
                 self.heat(0.15);
-                self.needs_validation = true;
                 self.raise(NudgeKind::ValidateFeelings, Side::Customer, out);
             }
             Kind::Complaint => {
@@ -772,7 +769,6 @@ impl Session {
         match kind {
             Kind::Validation => {
                 self.validated = true;
-                self.needs_validation = false;
                 self.heat(-0.15);
                 self.clear(NudgeKind::ValidateFeelings, ClearReason::Satisfied, out);
             }

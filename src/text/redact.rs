@@ -103,7 +103,10 @@ enum Word {
 fn classify(w: &str) -> Word {
     // Most words are none of these: reject them on their first letter.
     let first = w.as_bytes().first().map(u8::to_ascii_lowercase);
-    if !matches!(first, Some(b'z' | b'o' | b't' | b'f' | b's' | b'e' | b'n' | b'd' | b'c' | b'v' | b'b')) {
+    if !matches!(
+        first,
+        Some(b'z' | b'o' | b't' | b'f' | b's' | b'e' | b'n' | b'd' | b'c' | b'v' | b'b')
+    ) {
         return Word::Other;
     }
     let mut buf = [0u8; 12];
