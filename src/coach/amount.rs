@@ -123,6 +123,14 @@ pub fn parse_amount(text: &str, call_currency: &str) -> Option<(f64, String)> {
                         && !matches!(words.get(i + 1), Some(&("hundred" | "thousand" | "grand")));
                     match word_value(w) {
                         Some(v) if !lone_a => {
+                            // "one eighty" is a hundred and eighty, as prices are said.
+                            if (1..=9).contains(&group)
+                                && total == 0
+                                && (20..=90).contains(&v)
+                                && v % 10 == 0
+                            {
+                                group *= 100;
+                            }
                             group += v;
                             spelled = true;
                         }
@@ -157,6 +165,8 @@ mod tests {
         assert_eq!(p("three hundred and fifty bucks"), (350.0, "USD".into()));
         assert_eq!(p("1.2k"), (1200.0, "USD".into()));
         assert_eq!(p("two grand"), (2000.0, "USD".into()));
+        assert_eq!(p("one eighty dollars"), (180.0, "USD".into()));
+        assert_eq!(p("twenty one dollars"), (21.0, "USD".into()));
         assert_eq!(parse_amount("$40", "CAD").unwrap(), (40.0, "CAD".into()));
         assert_eq!(parse_amount("the refund", "USD"), None);
     }

@@ -38,7 +38,7 @@ impl Default for Policy {
             follow_up_ms: 24 * 3_600_000,
             pace_limit_wpm: 180.0,
             pace_min_words: 8,
-            agitated_at: 0.45,
+            agitated_at: 0.4,
         }
     }
 }

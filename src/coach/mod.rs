@@ -39,6 +39,25 @@ struct Active {
     record: usize,
 }
 
+/// What the agent's current turn has done so far; decided on at the turn's end, so that
+/// where a speech engine cut the turn into segments does not matter.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct AgentTurn {
+    offered: BTreeSet<RemedyKind>,
+    completed: bool,
+    amount: Option<Cost>,
+    defensive: bool,
+    generic_apology: bool,
+    specific_apology: bool,
+    vague: bool,
+    timeframe: bool,
+    closing: bool,
+    /// Last word of the latest summary in this turn (remedies named in it are not offers).
+    summary_end: Option<u32>,
+    words: usize,
+    ms: u64,
+}
+
 /// The last final segment of one speaker: what evidence quotes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Segment {
@@ -76,9 +95,7 @@ pub struct Session {
     incident_turn: Option<u32>,
     /// The span of the customer's current turn so far (partials included): start, end.
     customer_span: Option<(u64, u64)>,
-    /// Words and spoken milliseconds of the agent's current turn.
-    agent_turn_words: usize,
-    agent_turn_ms: u64,
+    turn: AgentTurn,
     /// Customer words the agent has used back.
     shared_words: BTreeSet<String>,
     temperature: f64,
@@ -93,8 +110,8 @@ pub struct Session {
     mirrored: bool,
     offered: Vec<RemedyKind>,
     last_offered: Option<RemedyKind>,
-    offered_this_turn: bool,
-    defensive_this_turn: bool,
+    /// The customer has raised an issue (complaint, frustration, demand).
+    issue_raised: bool,
     agreed: Option<RemedyKind>,
     timeframe: Option<String>,
     /// The timeframe was given with or after a remedy offer.
@@ -102,6 +119,7 @@ pub struct Session {
     confirmation: Option<String>,
     completed_step: bool,
     cost: Option<Cost>,
+    cost_completed: bool,
     satisfaction_checked: bool,
     complaint: Complaint,
     escalated: bool,
@@ -216,8 +234,7 @@ impl Session {
             agent_turn: 0,
             incident_turn: None,
             customer_span: None,
-            agent_turn_words: 0,
-            agent_turn_ms: 0,
+            turn: AgentTurn::default(),
             shared_words: BTreeSet::new(),
             temperature: 0.2,
             temperature_at: 0,
@@ -231,14 +248,14 @@ impl Session {
             mirrored: false,
             offered: Vec::new(),
             last_offered: None,
-            offered_this_turn: false,
-            defensive_this_turn: false,
+            issue_raised: false,
             agreed: None,
             timeframe: None,
             timeframe_with_offer: false,
             confirmation: None,
             completed_step: false,
             cost: None,
+            cost_completed: false,
             satisfaction_checked: false,
             complaint: Complaint::default(),
             escalated: false,
@@ -518,7 +535,7 @@ impl Session {
             at_ms: at,
         };
         if side == Side::Agent {
-            self.agent_timing(t, &update.text, &update.words, out);
+            self.agent_turn_words(t, &update.text, &update.words);
         } else {
             self.learn_words(&update.words);
         }
@@ -601,19 +618,11 @@ impl Session {
         }
     }
 
-    fn agent_timing(&mut self, t: &Transcript, text: &str, words: &str, out: &mut Vec<Outbound>) {
-        // Pace over the agent's turn so far, once it has enough words.
-        self.agent_turn_words += text.split_whitespace().count();
+    fn agent_turn_words(&mut self, t: &Transcript, text: &str, words: &str) {
+        // Pace is measured over the whole turn, at its end.
+        self.turn.words += text.split_whitespace().count();
         if let (Some(s), Some(e)) = (t.start_ms, t.end_ms) {
-            self.agent_turn_ms += e.saturating_sub(s);
-        }
-        if self.agent_turn_words >= self.policy.pace_min_words && self.agent_turn_ms > 0 {
-            let wpm = self.agent_turn_words as f64 * 60_000.0 / self.agent_turn_ms as f64;
-            if wpm > self.policy.pace_limit_wpm && self.agitated() {
-                self.raise(NudgeKind::SlowDown, Side::Agent, out);
-            } else if wpm <= self.policy.pace_limit_wpm {
-                self.clear(NudgeKind::SlowDown, ClearReason::Satisfied, out);
-            }
+            self.turn.ms += e.saturating_sub(s);
         }
         // Mirroring: the agent reuses the customer's own content words (two or more).
         for w in words.split(' ') {
@@ -629,25 +638,59 @@ impl Session {
     fn turn_end(&mut self, side: Side, out: &mut Vec<Outbound>) {
         match side {
             Side::Agent => {
-                if self.offered_this_turn {
-                    if self.offered.len() == 1 {
-                        self.raise(NudgeKind::OfferOptions, Side::Agent, out);
+                let turn = std::mem::take(&mut self.turn);
+                if turn.words >= self.policy.pace_min_words && turn.ms > 0 {
+                    let wpm = turn.words as f64 * 60_000.0 / turn.ms as f64;
+                    if wpm > self.policy.pace_limit_wpm && self.agitated() {
+                        self.raise(NudgeKind::SlowDown, Side::Agent, out);
+                    } else if wpm <= self.policy.pace_limit_wpm {
+                        self.clear(NudgeKind::SlowDown, ClearReason::Satisfied, out);
                     }
-                    self.offered_this_turn = false;
                 }
-                let composed = !self.defensive_this_turn;
-                let turn = self.agent_turn;
-                if composed
-                    && self
-                        .active
-                        .iter()
-                        .any(|a| a.nudge.kind == NudgeKind::StayComposed && a.turn < turn)
-                {
+                if !turn.offered.is_empty() && self.offered.len() == 1 {
+                    self.raise(NudgeKind::OfferOptions, Side::Agent, out);
+                }
+                // A single remedy the agent reports done in the turn was agreed; an
+                // acceptance that names no remedy settles only a single offer.
+                let single =
+                    (turn.offered.len() == 1).then(|| *turn.offered.iter().next().expect("one"));
+                if turn.completed && self.agreed.is_none() {
+                    self.agreed = single;
+                }
+                if !turn.offered.is_empty() {
+                    self.last_offered = single;
+                }
+                // The cost: the first sum of the turn that completed the remedy, else of
+                // the last turn that offered one.
+                if let Some(cost) = turn.amount {
+                    let offer = !turn.offered.is_empty();
+                    if offer && (turn.completed || !self.cost_completed) {
+                        self.cost = Some(cost);
+                        self.cost_completed |= turn.completed;
+                    }
+                }
+                if turn.generic_apology && !turn.specific_apology && !self.apologized {
+                    self.raise(NudgeKind::ApologizeSpecifically, Side::Agent, out);
+                }
+                if turn.vague && !turn.timeframe {
+                    self.raise(NudgeKind::GiveTimeframe, Side::Agent, out);
+                }
+                // Closing an abusive call is not a service close: no closing nudges then.
+                if turn.closing && self.boundary.abuse_incidents == 0 {
+                    if self.agreed.is_some() && self.confirmation.is_none() && !self.completed_step
+                    {
+                        self.raise(NudgeKind::GiveConfirmation, Side::Agent, out);
+                    }
+                    if !self.satisfaction_checked {
+                        self.raise(NudgeKind::CheckSatisfaction, Side::Agent, out);
+                    }
+                }
+                let number = self.agent_turn;
+                let raised_before =
+                    |a: &Active| a.nudge.kind == NudgeKind::StayComposed && a.turn < number;
+                if !turn.defensive && self.active.iter().any(raised_before) {
                     self.clear(NudgeKind::StayComposed, ClearReason::Satisfied, out);
                 }
-                self.defensive_this_turn = false;
-                self.agent_turn_words = 0;
-                self.agent_turn_ms = 0;
             }
             Side::Customer => {
                 self.customer_span = None;
@@ -713,10 +756,12 @@ impl Session {
         }
         match kind {
             Kind::Frustration | Kind::Profanity | Kind::Insult => {
-                self.heat(0.15);
+                self.issue_raised = true;
+                self.heat(0.2);
                 self.raise(NudgeKind::ValidateFeelings, Side::Customer, out);
             }
             Kind::Complaint => {
+                self.issue_raised = true;
                 let category = tag
                     .as_deref()
                     .and_then(ComplaintCategory::parse)
@@ -741,6 +786,7 @@ impl Session {
                 self.escalate(EscalationReason::CustomerRequest, Side::Customer, out);
             }
             Kind::RefundDemand => {
+                self.issue_raised = true;
                 self.turn_refund_demand = true;
                 if let Some(v) = self.note_amount(&h.text) {
                     self.turn_max_amount = self.turn_max_amount.max(v);
@@ -755,7 +801,17 @@ impl Session {
             // The first remedy agreed is the resolution; one the customer names wins over
             // the last one offered.
             Kind::RemedyAcceptance if self.agreed.is_none() => {
-                self.agreed = remedy_of(tag.as_deref()).or(self.last_offered);
+                self.agreed = match remedy_of(tag.as_deref()) {
+                    // "I'll take the refund" when part of the money was offered back.
+                    Some(RemedyKind::Refund)
+                        if !self.offered.contains(&RemedyKind::Refund)
+                            && self.offered.contains(&RemedyKind::PartialRefund) =>
+                    {
+                        Some(RemedyKind::PartialRefund)
+                    }
+                    Some(named) => Some(named),
+                    None => self.last_offered,
+                };
             }
             Kind::Technical => self.escalate(EscalationReason::Technical, Side::Customer, out),
             _ => {}
@@ -774,6 +830,7 @@ impl Session {
             }
             Kind::Affirmation => self.affirmations += 1,
             Kind::ApologySpecific => {
+                self.turn.specific_apology = true;
                 self.apologized = true;
                 self.heat(-0.15);
                 self.clear(
@@ -782,23 +839,22 @@ impl Session {
                     out,
                 );
             }
-            Kind::ApologyGeneric | Kind::NonApology
-                if !kinds.contains(&Kind::ApologySpecific) && !self.apologized =>
-            {
-                self.raise(NudgeKind::ApologizeSpecifically, Side::Agent, out);
-            }
+            Kind::ApologyGeneric | Kind::NonApology => self.turn.generic_apology = true,
             Kind::BlanketFault => {
                 self.raise(NudgeKind::AvoidBlanketFault, Side::Agent, out);
             }
             Kind::Defensive => {
-                self.defensive_this_turn = true;
+                self.turn.defensive = true;
                 self.raise(NudgeKind::StayComposed, Side::Agent, out);
             }
-            Kind::OpenQuestion => {
+            // Root-cause questions follow the customer's issue: "how can I help?" in the
+            // agent's opening turn is a greeting, not one.
+            Kind::OpenQuestion if self.issue_raised || self.agent_turn > 1 => {
                 self.open_questions += 1;
                 self.clear(NudgeKind::AskOpenQuestions, ClearReason::Satisfied, out);
             }
             Kind::Summary => {
+                self.turn.summary_end = Some(h.end_tok);
                 self.summarized = true;
                 self.clear(NudgeKind::SummarizeBack, ClearReason::Satisfied, out);
             }
@@ -806,7 +862,9 @@ impl Session {
                 self.asked_outcome = true;
                 self.clear(NudgeKind::AskDesiredOutcome, ClearReason::Satisfied, out);
             }
-            Kind::Remedy => {
+            // A summary recounts what happened ("the replacement that came on Saturday"):
+            // a remedy named within a few words after it is not an offer.
+            Kind::Remedy if self.turn.summary_end.is_none_or(|e| h.start_tok > e + 25) => {
                 let Some(remedy) = remedy_of(tag.as_deref()) else {
                     return;
                 };
@@ -822,17 +880,12 @@ impl Session {
                 if !self.offered.contains(&remedy) {
                     self.offered.push(remedy);
                 }
-                // A remedy the agent reports as done was agreed.
-                if kinds.contains(&Kind::CompletedStep) && self.agreed.is_none() {
-                    self.agreed = Some(remedy);
-                }
-                self.last_offered = Some(remedy);
-                self.offered_this_turn = true;
+                self.turn.offered.insert(remedy);
                 if self.offered.len() >= 2 {
                     self.clear(NudgeKind::OfferOptions, ClearReason::Satisfied, out);
                 }
                 if let Some((amount, currency)) = parse_amount(&h.text, &self.currency) {
-                    self.cost = Some(Cost { amount, currency });
+                    self.turn.amount.get_or_insert(Cost { amount, currency });
                     if amount > self.authority_limit
                         && matches!(
                             remedy,
@@ -845,18 +898,16 @@ impl Session {
                     }
                 }
             }
-            // A sum said with an offer or a completed step is the remedy's cost.
-            Kind::Amount
-                if kinds.contains(&Kind::Remedy) || kinds.contains(&Kind::CompletedStep) =>
-            {
+            // A sum said in a turn with an offer or a completed step is the remedy's cost
+            // (decided at the turn's end, so that where segments were cut does not matter).
+            Kind::Amount => {
                 if let Some((amount, currency)) = parse_amount(&h.text, &self.currency) {
-                    self.cost = Some(Cost { amount, currency });
+                    self.turn.amount.get_or_insert(Cost { amount, currency });
                 }
             }
-            Kind::VaguePromise if !kinds.contains(&Kind::Timeframe) => {
-                self.raise(NudgeKind::GiveTimeframe, Side::Agent, out);
-            }
+            Kind::VaguePromise => self.turn.vague = true,
             Kind::Timeframe => {
+                self.turn.timeframe = true;
                 // The resolution's timeframe is the first one given with or after an
                 // offer; one said before any offer ("it takes about a minute") only
                 // stands in when no other comes.
@@ -869,6 +920,7 @@ impl Session {
             }
             Kind::CompletedStep => {
                 self.completed_step = true;
+                self.turn.completed = true;
                 self.clear(NudgeKind::GiveConfirmation, ClearReason::Satisfied, out);
             }
             Kind::ConfirmationNumber => {
@@ -881,15 +933,7 @@ impl Session {
                 self.satisfaction_checked = true;
                 self.clear(NudgeKind::CheckSatisfaction, ClearReason::Satisfied, out);
             }
-            // Closing an abusive call is not a service close: no closing nudges then.
-            Kind::Closing if self.boundary.abuse_incidents == 0 => {
-                if self.agreed.is_some() && self.confirmation.is_none() && !self.completed_step {
-                    self.raise(NudgeKind::GiveConfirmation, Side::Agent, out);
-                }
-                if !self.satisfaction_checked && !kinds.contains(&Kind::SatisfactionCheck) {
-                    self.raise(NudgeKind::CheckSatisfaction, Side::Agent, out);
-                }
-            }
+            Kind::Closing => self.turn.closing = true,
             Kind::BoundaryWarning => {
                 if self.boundary.warning() != Change::None {
                     self.boundary_msg(out);
@@ -908,19 +952,33 @@ impl Session {
 
     /// The reference code in a confirmation hit, with the casing the agent's segment had.
     fn reference(&self, normalised: &str) -> Option<String> {
-        let code = normalised
-            .split(' ')
-            .rfind(|w| w.bytes().any(|b| b.is_ascii_digit()))?;
+        const NOT_PREFIX: &[&str] = &[
+            "is", "number", "no", "ref", "the", "your", "code", "id", "its", "it",
+        ];
+        let words: Vec<&str> = normalised.split(' ').collect();
+        let at = words
+            .iter()
+            .rposition(|w| w.bytes().any(|b| b.is_ascii_digit()))?;
+        // A short letter prefix said apart from the digits belongs to the code ("CL 302775").
+        let code = match at.checked_sub(1).map(|i| words[i]) {
+            Some(p)
+                if (1..=4).contains(&p.len())
+                    && p.bytes().all(|b| b.is_ascii_lowercase())
+                    && !NOT_PREFIX.contains(&p) =>
+            {
+                format!("{p} {}", words[at])
+            }
+            _ => words[at].to_string(),
+        };
+        // The agent's own casing, when the segment has the code as written.
         let raw = &self.last_segment[0].text;
-        let found = raw
-            .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"'))
-            .map(|w| w.trim_end_matches(['.', '!', '?', ':']))
-            .find(|w| w.eq_ignore_ascii_case(code));
-        Some(
-            found
-                .map(str::to_string)
-                .unwrap_or_else(|| code.to_ascii_uppercase()),
-        )
+        let lower = raw.to_ascii_lowercase();
+        Some(match lower.find(&code) {
+            Some(i) if raw.is_char_boundary(i) && raw.is_char_boundary(i + code.len()) => {
+                raw[i..i + code.len()].to_string()
+            }
+            _ => code.to_ascii_uppercase(),
+        })
     }
 
     fn end_by_agent(&mut self, out: &mut Vec<Outbound>) {
