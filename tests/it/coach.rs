@@ -474,3 +474,62 @@ fn a_saved_session_resumes_where_it_stood() {
         "a session restores only with its own lexicon"
     );
 }
+
+#[test]
+fn the_recorded_calls_raise_and_clear_every_nudge_kind() {
+    let mut raised = std::collections::BTreeSet::new();
+    let mut satisfied = std::collections::BTreeSet::new();
+    let mut cleared = std::collections::BTreeSet::new();
+    for f in fixtures() {
+        for m in run(&replay::read_fixture(&f).unwrap())
+            .iter()
+            .flat_map(|s| &s.outputs)
+        {
+            match m {
+                Outbound::Nudge(n) => {
+                    raised.insert(n.kind);
+                }
+                Outbound::NudgeCleared(c) => {
+                    cleared.insert(c.kind);
+                    if c.reason == ClearReason::Satisfied {
+                        satisfied.insert(c.kind);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for &k in NudgeKind::ALL {
+        assert!(
+            raised.contains(&k),
+            "no recorded call raises {}",
+            k.as_str()
+        );
+        assert!(
+            cleared.contains(&k),
+            "no recorded call clears {}",
+            k.as_str()
+        );
+    }
+    use NudgeKind::*;
+    for k in [
+        StayComposed,
+        SlowDown,
+        LetThemVent,
+        ValidateFeelings,
+        ApologizeSpecifically,
+        AskOpenQuestions,
+        SummarizeBack,
+        AskDesiredOutcome,
+        GiveTimeframe,
+        FirstBoundaryWarningDue,
+        SecondBoundaryWarningDue,
+        EscalateToSupervisor,
+    ] {
+        assert!(
+            satisfied.contains(&k),
+            "no recorded call shows the agent satisfying {}",
+            k.as_str()
+        );
+    }
+}
