@@ -27,12 +27,8 @@ fn root() -> PathBuf {
 fn corpus() -> &'static Corpus {
     static C: OnceLock<Corpus> = OnceLock::new();
     C.get_or_init(|| {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/calls"))
-            .expect("fixtures/calls")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
+        let files =
+            keel::replay::jsonl_files(&root().join("fixtures/calls")).expect("fixtures/calls");
         let (mut finals, mut bytes) = (0, 0);
         let calls = files
             .iter()

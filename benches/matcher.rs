@@ -28,12 +28,8 @@ fn root() -> PathBuf {
 fn corpus() -> &'static Corpus {
     static C: std::sync::OnceLock<Corpus> = std::sync::OnceLock::new();
     C.get_or_init(|| {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/calls"))
-            .expect("fixtures/calls")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
+        let files =
+            keel::replay::jsonl_files(&root().join("fixtures/calls")).expect("fixtures/calls");
         let mut calls = Vec::new();
         let (mut bytes, mut segments) = (0, 0);
         for f in files {

@@ -37,6 +37,16 @@ pub fn read_fixture(path: &Path) -> Result<Vec<Line>, FixtureError> {
     parse_fixture(&file, &src)
 }
 
+/// The recorded calls (`*.jsonl`) in a folder, sorted by name.
+pub fn jsonl_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Parses fixture text (see [`read_fixture`]).
 pub fn parse_fixture(file: &str, src: &str) -> Result<Vec<Line>, FixtureError> {
     let mut out = Vec::new();

@@ -9,7 +9,7 @@ use keel::lexicon::Lexicon;
 use keel::matcher::{CallMatcher, Side};
 use proptest::prelude::*;
 
-use super::support::product_lexicon;
+use super::support::{digitish, product_lexicon, Rng};
 
 const POOL: &[&str] = &[
     "this is the third time I'm calling about this and it's ridiculous",
@@ -74,22 +74,6 @@ fn turns() -> impl Strategy<Value = Vec<Turn>> {
         })
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.next() % one_in == 0
-    }
-}
-
 type Key = (Side, u16, u16, bool, u32, u32, String);
 
 fn keys(hits: Vec<keel::matcher::Hit>) -> Vec<Key> {
@@ -130,18 +114,6 @@ fn whole(lex: &Arc<Lexicon>, call: &[Turn]) -> Vec<Key> {
     keys(hits)
 }
 
-fn is_digitish(w: &str) -> bool {
-    w.bytes().any(|b| b.is_ascii_digit())
-        || [
-            "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero", "oh",
-        ]
-        .contains(
-            &w.trim_matches(|c: char| !c.is_alphabetic())
-                .to_ascii_lowercase()
-                .as_str(),
-        )
-}
-
 fn rechunked(lex: &Arc<Lexicon>, call: &[Turn], seed: u64) -> Vec<Key> {
     let mut rng = Rng(seed | 1);
     let mut m = CallMatcher::new(Arc::clone(lex));
@@ -157,8 +129,7 @@ fn rechunked(lex: &Arc<Lexicon>, call: &[Turn], seed: u64) -> Vec<Key> {
         for (i, w) in words.iter().enumerate() {
             cur.push(w);
             let next = words.get(i + 1);
-            let cut_ok =
-                next.is_some() && !(is_digitish(w) && next.is_some_and(|n| is_digitish(n)));
+            let cut_ok = next.is_some() && !(digitish(w) && next.is_some_and(|n| digitish(n)));
             if cut_ok && rng.chance(3) {
                 pieces.push(cur.join(" "));
                 cur.clear();

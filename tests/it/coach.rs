@@ -9,7 +9,7 @@ use keel::protocol::*;
 use keel::replay::{self, Line};
 use serde_json::Value;
 
-use super::support::{fixtures, product_lexicon, root};
+use super::support::{digitish, fixtures, product_lexicon, root, Rng};
 
 fn run(lines: &[Line]) -> Vec<replay::Step> {
     replay::coach(&product_lexicon(), &Policy::default(), lines)
@@ -124,29 +124,6 @@ fn comparable_record(steps: &[replay::Step]) -> Value {
         e.as_object_mut().unwrap().retain(|k, _| k == "category");
     }
     v
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn digitish(w: &str) -> bool {
-    w.bytes().any(|b| b.is_ascii_digit())
-        || [
-            "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero", "oh",
-            "double", "triple",
-        ]
-        .contains(
-            &w.trim_matches(|c: char| !c.is_alphabetic())
-                .to_ascii_lowercase()
-                .as_str(),
-        )
 }
 
 /// Each final segment split at words into up to three segments with proportional

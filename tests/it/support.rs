@@ -103,15 +103,38 @@ pub fn speak(lex: &Lexicon, side: Side, text: &str) -> Vec<Hit> {
 }
 
 pub fn fixtures() -> Vec<PathBuf> {
-    let dir = root().join("fixtures/calls");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    keel::replay::jsonl_files(&root().join("fixtures/calls")).unwrap_or_default()
+}
+
+/// A small deterministic generator for re-chunking.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn chance(&mut self, one_in: u64) -> bool {
+        self.next() % one_in == 0
+    }
+}
+
+/// A word of a digit run: re-chunking never cuts a card number or code in two (the
+/// redactor sees one segment at a time).
+pub fn digitish(w: &str) -> bool {
+    w.bytes().any(|b| b.is_ascii_digit())
+        || [
+            "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero", "oh",
+            "double", "triple",
+        ]
+        .contains(
+            &w.trim_matches(|c: char| !c.is_alphabetic())
+                .to_ascii_lowercase()
+                .as_str(),
+        )
 }
