@@ -27,4 +27,5 @@ pub mod lexicon;
 pub mod matcher;
 pub mod protocol;
 pub mod replay;
+pub mod server;
 pub mod text;

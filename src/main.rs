@@ -21,6 +21,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the server: live coaching over websockets.
+    Serve {
+        /// Configuration file; its [policy] table sets the coaching policy.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: std::net::SocketAddr,
+        /// Folder for keel's data.
+        #[arg(long, default_value = "keel-data")]
+        data: PathBuf,
+        /// The lexicon set.
+        #[arg(long, default_value = "lexicons")]
+        lexicons: PathBuf,
+    },
     /// Lexicon tools.
     Lexicon {
         #[command(subcommand)]
@@ -73,8 +88,92 @@ fn load(dir: &std::path::Path) -> Result<Arc<Lexicon>, ExitCode> {
     })
 }
 
+fn policy(config: Option<&std::path::Path>) -> Result<keel::coach::Policy, ExitCode> {
+    match config {
+        Some(path) => keel::coach::Policy::load(path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(keel::coach::Policy::default()),
+    }
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    listen: std::net::SocketAddr,
+    data: PathBuf,
+    lexicons: PathBuf,
+) -> Result<(), ExitCode> {
+    if !listen.ip().is_loopback() {
+        eprintln!(
+            "keel serve: refusing to listen on {listen}: it is not a loopback address and no authentication is configured \
+             (keel does not support tenant authentication yet); listen on 127.0.0.1 or [::1]"
+        );
+        return Err(ExitCode::from(2));
+    }
+    let policy = policy(config.as_deref())?;
+    let lex = load(&lexicons)?;
+    std::fs::create_dir_all(&data).map_err(|e| {
+        eprintln!("keel serve: {}: {e}", data.display());
+        ExitCode::from(2)
+    })?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("keel serve: {e}");
+        ExitCode::from(2)
+    })?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            eprintln!("keel serve: cannot listen on {listen}: {e}");
+            ExitCode::from(2)
+        })?;
+        eprintln!(
+            "keel serve: listening on http://{} (lexicon {})",
+            listener.local_addr().map_err(|_| ExitCode::from(2))?,
+            lex.version
+        );
+        let app = keel::server::App::new(lex, policy);
+        let shutdown = async {
+            shutdown_signal().await;
+            eprintln!("keel serve: shutting down: ending open calls (a second signal forces exit)");
+            tokio::spawn(async {
+                shutdown_signal().await;
+                std::process::exit(130);
+            });
+        };
+        keel::server::run(listener, app, shutdown)
+            .await
+            .map_err(|e| {
+                eprintln!("keel serve: {e}");
+                ExitCode::from(1)
+            })
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
 fn run(cli: Cli) -> Result<(), ExitCode> {
     match cli.cmd {
+        Cmd::Serve {
+            config,
+            listen,
+            data,
+            lexicons,
+        } => serve(config, listen, data, lexicons),
         Cmd::Lexicon {
             cmd: LexiconCmd::Check { dir },
         } => {
@@ -107,13 +206,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             files,
         } => {
             let lex = load(&lexicons)?;
-            let policy = match config {
-                Some(path) => keel::coach::Policy::load(&path).map_err(|e| {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                })?,
-                None => keel::coach::Policy::default(),
-            };
+            let policy = policy(config.as_deref())?;
             let format = format.or(if check { None } else { Some(Format::Json) });
             let mut failed = 0;
             for f in &files {

@@ -5,4 +5,5 @@ mod lexicons;
 mod matcher_table;
 mod protocol_roundtrip;
 mod redaction;
+mod server;
 mod support;

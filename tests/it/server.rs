@@ -1,0 +1,234 @@
+//! The server over real sockets on 127.0.0.1:0: live output equals the offline replay,
+//! the widget feed gets the same messages, errors keep the connection, limits hold.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use keel::coach::Policy;
+use keel::protocol::{self, Inbound, Outbound};
+use keel::replay;
+use keel::server::App;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+use super::support::{fixtures, product_lexicon};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn start() -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = App::new(product_lexicon(), Policy::default());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        keel::server::run(listener, app, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, tx, handle)
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(t) = m {
+            return t.to_string();
+        }
+    }
+}
+
+/// Streams a fixture as a platform would; returns what came back (session first).
+async fn stream_fixture(addr: SocketAddr, call_id: &str, lines: &[replay::Line]) -> Vec<String> {
+    let (mut ws, _) = connect_async(format!("ws://{addr}/v1/calls/{call_id}/stream"))
+        .await
+        .unwrap();
+    let mut got = vec![next_text(&mut ws).await];
+    for l in lines {
+        ws.send(Message::Text(protocol::encode(&l.msg).into()))
+            .await
+            .unwrap();
+    }
+    loop {
+        let t = next_text(&mut ws).await;
+        let done = t.starts_with("{\"type\":\"record\"");
+        got.push(t);
+        if done {
+            break;
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_output_equals_the_offline_replay_for_every_fixture() {
+    let (addr, stop, handle) = start().await;
+    let lex = product_lexicon();
+    for f in fixtures() {
+        let lines = replay::read_fixture(&f).unwrap();
+        let call_id = match &lines[0].msg {
+            Inbound::Start(s) => s.call_id.clone(),
+            _ => panic!("fixtures start with start"),
+        };
+        // A widget feed opened before the call starts waits for it.
+        let (mut feed, _) = connect_async(format!("ws://{addr}/v1/calls/{call_id}/nudges"))
+            .await
+            .unwrap();
+        let live = stream_fixture(addr, &call_id, &lines).await;
+        assert!(
+            live[0].contains("\"type\":\"session\"") && live[0].contains("\"state\":\"new\""),
+            "{}",
+            live[0]
+        );
+        let offline = replay::format_json(&replay::coach(&lex, &Policy::default(), &lines));
+        let live_json: String = live[1..].iter().map(|l| format!("{l}\n")).collect();
+        assert_eq!(live_json, offline, "{}", f.display());
+
+        let first = next_text(&mut feed).await;
+        assert!(first.starts_with("{\"type\":\"snapshot\""), "{first}");
+        let mut fed = Vec::new();
+        while fed.len() < live.len() - 1 {
+            fed.push(next_text(&mut feed).await);
+        }
+        assert_eq!(
+            fed,
+            live[1..].to_vec(),
+            "{}: the feed carries the same messages",
+            f.display()
+        );
+
+        let record = reqwest_get(addr, &format!("/v1/calls/{call_id}/record")).await;
+        assert!(
+            record.0 == 200 && record.1.contains(&format!("\"call_id\":\"{call_id}\"")),
+            "{record:?}"
+        );
+    }
+    let metrics = reqwest_get(addr, "/metrics").await.1;
+    assert!(
+        metrics.contains("keel_nudges_total{kind=\"validate_feelings\"}"),
+        "{metrics}"
+    );
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+/// A tiny HTTP/1.1 GET over a raw socket (no client library needed for two endpoints).
+async fn reqwest_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let code = buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_get_an_error_and_the_connection_stays() {
+    let (addr, stop, handle) = start().await;
+    let (mut ws, _) = connect_async(format!("ws://{addr}/v1/calls/c-bad/stream?ack=true"))
+        .await
+        .unwrap();
+    next_text(&mut ws).await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    let e = next_text(&mut ws).await;
+    assert!(
+        e.contains("\"type\":\"error\"") && e.contains("message: not valid JSON"),
+        "{e}"
+    );
+    ws.send(Message::Text(
+        r#"{"type":"transcript","segment_id":"s-1","speaker":"robot","text":"x","is_final":true}"#
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let e = next_text(&mut ws).await;
+    assert!(e.contains("transcript.speaker"), "{e}");
+    ws.send(Message::Text(
+        r#"{"type":"transcript","segment_id":"s-2","speaker":"customer","text":"hello there","is_final":true,"seq":7}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let a = next_text(&mut ws).await;
+    assert_eq!(
+        a, r#"{"type":"ack","seq":7}"#,
+        "the connection is still served"
+    );
+    // An oversize message closes the connection with 1009.
+    let big = "x".repeat(keel::server::MAX_MESSAGE + 10);
+    let _ = ws.send(Message::Text(big.into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Message::Close(Some(f))) = m {
+                return Some(u16::from(f.code));
+            }
+            if m.is_err() {
+                return None;
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(1009));
+    let (code, _) = reqwest_get(addr, "/v1/calls/c-bad/record").await;
+    assert_eq!(code, 404, "no record before the call ends");
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_calls_and_keeps_their_records() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = App::new(Arc::clone(&product_lexicon()), Policy::default());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server_app = app.clone();
+    let handle = tokio::spawn(async move {
+        keel::server::run(listener, server_app, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let (mut ws, _) = connect_async(format!("ws://{addr}/v1/calls/c-open/stream"))
+        .await
+        .unwrap();
+    next_text(&mut ws).await;
+    ws.send(Message::Text(
+        r#"{"type":"transcript","segment_id":"s-1","speaker":"customer","text":"this is ridiculous","is_final":true,"end_ms":1000}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let n = next_text(&mut ws).await;
+    assert!(n.contains("validate_feelings"), "{n}");
+    drop(ws);
+    tx.send(()).unwrap();
+    handle.await.unwrap();
+    let record = app
+        .record("c-open")
+        .expect("a record for the call open at shutdown");
+    assert_eq!(record.end_reason, protocol::EndReason::Dropped);
+    let _ = Outbound::Record;
+}
