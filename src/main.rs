@@ -55,6 +55,12 @@ enum Cmd {
         /// The lexicon set.
         #[arg(long, default_value = "lexicons")]
         lexicons: PathBuf,
+        /// Stream the calls into a running server (ws://HOST:PORT) and print what it sends.
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// With --to: N times real time, or max.
+        #[arg(long, default_value = "max")]
+        speed: keel::server::client::Speed,
         /// Fixture files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -166,6 +172,51 @@ async fn shutdown_signal() {
     }
 }
 
+fn replay_to(
+    url: &str,
+    speed: keel::server::client::Speed,
+    files: &[PathBuf],
+) -> Result<(), ExitCode> {
+    if !url.starts_with("ws://") && !url.starts_with("wss://") {
+        eprintln!("keel replay --to {url}: expected ws://HOST:PORT");
+        return Err(ExitCode::from(2));
+    }
+    let mut calls = Vec::new();
+    for f in files {
+        let lines = replay::read_fixture(f).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        })?;
+        let call_id = lines
+            .iter()
+            .find_map(|l| match &l.msg {
+                keel::protocol::Inbound::Start(s) => Some(s.call_id.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                f.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        calls.push((call_id, lines));
+    }
+    let rt = tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("keel replay: {e}");
+        ExitCode::from(2)
+    })?;
+    rt.block_on(async {
+        for (call_id, lines) in &calls {
+            keel::server::client::stream_call(url, call_id, lines, speed, |m| println!("{m}"))
+                .await
+                .map_err(|e| {
+                    eprintln!("keel replay: {e}");
+                    ExitCode::from(1)
+                })?;
+        }
+        Ok(())
+    })
+}
+
 fn run(cli: Cli) -> Result<(), ExitCode> {
     match cli.cmd {
         Cmd::Serve {
@@ -199,11 +250,18 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             }
         }
         Cmd::Replay {
+            to: Some(url),
+            speed,
+            files,
+            ..
+        } => replay_to(&url, speed, &files),
+        Cmd::Replay {
             format,
             check,
             config,
             lexicons,
             files,
+            ..
         } => {
             let lex = load(&lexicons)?;
             let policy = policy(config.as_deref())?;

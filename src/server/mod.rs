@@ -13,6 +13,8 @@
 //! Not yet here (the server issue's remaining work): authentication and tenants, the
 //! supervisor feed, widget tokens, resume after a grace period, lexicon reload.
 
+pub mod client;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -159,3 +159,64 @@ fn replay_reads_the_policy_from_a_config_file() {
         "{err}"
     );
 }
+
+#[test]
+fn serve_refuses_a_non_loopback_address_without_authentication() {
+    let (code, _, err) = keel(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("0.0.0.0") && err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn serve_and_replay_to_drive_a_call_end_to_end() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let data = temp_dir("serve-data");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start keel serve");
+    let mut err = BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+
+    let files = fixtures();
+    let f = files[0].to_str().unwrap();
+    let (code, out, e) = keel(&[
+        "replay",
+        "--to",
+        &format!("ws://{addr}"),
+        "--speed",
+        "max",
+        f,
+    ]);
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let status = server.wait().unwrap();
+    assert_eq!(code, 0, "{e}");
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().contains("\"type\":\"session\""));
+    let (_, offline, _) = keel(&["replay", "--format", "json", f]);
+    assert_eq!(
+        lines.map(|l| format!("{l}\n")).collect::<String>(),
+        offline,
+        "live over the network equals offline"
+    );
+    assert!(
+        status.success(),
+        "SIGTERM shuts the server down cleanly: {status:?}"
+    );
+}

@@ -232,3 +232,39 @@ async fn shutdown_ends_open_calls_and_keeps_their_records() {
     assert_eq!(record.end_reason, protocol::EndReason::Dropped);
     let _ = Outbound::Record;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_platform_connection_resumes_without_double_counting() {
+    let (addr, stop, handle) = start().await;
+    let url = format!("ws://{addr}/v1/calls/c-resume/stream");
+    let abuse = r#"{"type":"transcript","segment_id":"s-1","speaker":"customer","text":"you useless idiot","is_final":true,"start_ms":0,"end_ms":1500,"seq":1}"#;
+    let (mut ws, _) = connect_async(&url).await.unwrap();
+    assert!(next_text(&mut ws).await.contains("\"state\":\"new\""));
+    ws.send(Message::Text(abuse.into())).await.unwrap();
+    let mut saw_boundary = false;
+    while !saw_boundary {
+        saw_boundary = next_text(&mut ws).await.contains("\"type\":\"boundary\"");
+    }
+    drop(ws);
+
+    let (mut ws, _) = connect_async(&url).await.unwrap();
+    let hello = next_text(&mut ws).await;
+    assert!(
+        hello.contains("\"state\":\"resumed\"") && hello.contains("\"last_seq\":1"),
+        "{hello}"
+    );
+    // The platform re-sends from its last unacknowledged message: the final is idempotent.
+    ws.send(Message::Text(abuse.into())).await.unwrap();
+    ws.send(Message::Text(
+        r#"{"type":"end","reason":"customer_hangup"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let mut record = String::new();
+    while !record.starts_with("{\"type\":\"record\"") {
+        record = next_text(&mut ws).await;
+    }
+    assert!(record.contains("\"abuse_incidents\":1"), "{record}");
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
