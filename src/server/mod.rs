@@ -10,8 +10,14 @@
 //! - `GET /v1/calls/{call_id}/record`: the call record (404 until the call has ended).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /widget/`.
 //!
+//! A platform connection that drops leaves its call open for a grace period (default
+//! 120 s): reconnecting to the same URL resumes it (`session` says `resumed` and
+//! `last_seq`); after the grace period the call ends as `dropped` and its record is
+//! produced.
+//!
 //! Not yet here (the server issue's remaining work): authentication and tenants, the
-//! supervisor feed, widget tokens, resume after a grace period, lexicon reload.
+//! supervisor feed, widget tokens, ping/pong idle timeouts, connection caps, lexicon
+//! reload, a TOML server section, JSON logs.
 
 pub mod client;
 
@@ -38,6 +44,8 @@ use crate::protocol::{self, CallRecord, EndReason, Inbound, Outbound, SessionSta
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Messages a feed may fall behind before it is disconnected.
 pub const FEED_QUEUE: usize = 256;
+/// How long a call whose platform connection dropped waits for it to reconnect.
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 /// The tenant of every call while authentication is not configured.
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -53,6 +61,9 @@ struct Call {
     session: Option<Session>,
     feeds: Vec<Feed>,
     last_seq: u64,
+    /// Counts platform connections: a grace timer ends the call only if no newer
+    /// connection came.
+    generation: u64,
 }
 
 impl Call {
@@ -82,6 +93,7 @@ struct Metrics {
 struct Inner {
     lexicon: Arc<Lexicon>,
     policy: Policy,
+    grace: std::time::Duration,
     calls: Mutex<HashMap<String, Arc<Mutex<Call>>>>,
     records: Mutex<HashMap<String, CallRecord>>,
     metrics: Metrics,
@@ -93,9 +105,15 @@ pub struct App(Arc<Inner>);
 
 impl App {
     pub fn new(lexicon: Arc<Lexicon>, policy: Policy) -> App {
+        App::with_grace(lexicon, policy, DEFAULT_GRACE)
+    }
+
+    /// A server whose dropped calls wait `grace` for their platform to reconnect.
+    pub fn with_grace(lexicon: Arc<Lexicon>, policy: Policy, grace: std::time::Duration) -> App {
         App(Arc::new(Inner {
             lexicon,
             policy,
+            grace,
             calls: Mutex::new(HashMap::new()),
             records: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
@@ -230,8 +248,9 @@ async fn platform(mut socket: WebSocket, app: App, call_id: String, ack: bool) {
     app.0.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let key = format!("{DEFAULT_TENANT}/{call_id}");
     let call = app.call(&key);
-    let hello = {
+    let (hello, generation) = {
         let mut c = call.lock().expect("call lock");
+        c.generation += 1;
         let state = if c.session.is_some() {
             SessionState::Resumed
         } else {
@@ -244,20 +263,60 @@ async fn platform(mut socket: WebSocket, app: App, call_id: String, ack: bool) {
             c.session = Some(session);
             c.fan_out(&snap);
         }
-        Outbound::Session(protocol::Session {
+        let hello = Outbound::Session(protocol::Session {
             call_id: call_id.clone(),
             state,
             last_seq: c.last_seq,
-        })
+        });
+        (hello, c.generation)
     };
-    if !send(&mut socket, &protocol::encode(&hello)).await {
+    serve_platform(&mut socket, &app, &call, hello, ack).await;
+    // The connection is gone. Unless the call ended, it waits for its platform to come
+    // back; after the grace period it ends as dropped and its record is produced.
+    let grace = app.0.grace;
+    let ended = call
+        .lock()
+        .expect("call lock")
+        .session
+        .as_ref()
+        .is_none_or(|s| s.is_ended());
+    if !ended {
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let mut c = call.lock().expect("call lock");
+            if c.generation != generation {
+                return;
+            }
+            let outputs = match c.session.as_mut() {
+                Some(s) if !s.is_ended() => s.feed(&Inbound::End(protocol::End {
+                    reason: EndReason::Dropped,
+                })),
+                _ => return,
+            };
+            for o in &outputs {
+                app.observe(o);
+                let line: Arc<str> = protocol::encode(o).into();
+                c.fan_out(&line);
+            }
+        });
+    }
+}
+
+async fn serve_platform(
+    socket: &mut WebSocket,
+    app: &App,
+    call: &Arc<Mutex<Call>>,
+    hello: Outbound,
+    ack: bool,
+) {
+    if !send(socket, &protocol::encode(&hello)).await {
         return;
     }
     while let Some(received) = socket.recv().await {
         let msg = match received {
             Ok(m) => m,
             Err(e) => {
-                close_on_error(&mut socket, e).await;
+                close_on_error(socket, e).await;
                 return;
             }
         };
@@ -302,7 +361,7 @@ async fn platform(mut socket: WebSocket, app: App, call_id: String, ack: bool) {
             }
         }
         for r in replies {
-            if !send(&mut socket, &r).await {
+            if !send(socket, &r).await {
                 return;
             }
         }

@@ -268,3 +268,52 @@ async fn a_dropped_platform_connection_resumes_without_double_counting() {
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_platform_never_returns_ends_as_dropped() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = App::with_grace(
+        product_lexicon(),
+        Policy::default(),
+        Duration::from_millis(300),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server_app = app.clone();
+    let handle = tokio::spawn(async move {
+        keel::server::run(listener, server_app, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let (mut feed, _) = connect_async(format!("ws://{addr}/v1/calls/c-gone/nudges"))
+        .await
+        .unwrap();
+    let (mut ws, _) = connect_async(format!("ws://{addr}/v1/calls/c-gone/stream"))
+        .await
+        .unwrap();
+    next_text(&mut ws).await;
+    ws.send(Message::Text(
+        r#"{"type":"transcript","segment_id":"s-1","speaker":"customer","text":"hello","is_final":true,"end_ms":900}"#.into(),
+    ))
+    .await
+    .unwrap();
+    drop(ws);
+    assert!(
+        app.record("c-gone").is_none(),
+        "still within the grace period"
+    );
+    // The feed sees the record of the dropped call.
+    let mut last = String::new();
+    while !last.starts_with("{\"type\":\"record\"") {
+        last = next_text(&mut feed).await;
+    }
+    assert!(last.contains("\"end_reason\":\"dropped\""), "{last}");
+    assert_eq!(
+        app.record("c-gone").unwrap().end_reason,
+        protocol::EndReason::Dropped
+    );
+    tx.send(()).unwrap();
+    handle.await.unwrap();
+}
