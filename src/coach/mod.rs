@@ -557,25 +557,25 @@ impl Session {
         }
     }
 
+    /// A partial can only raise the boundary warning that the next abuse incident would
+    /// make due; when none could be raised, it is not even matched.
     fn partial(&mut self, t: &Transcript, side: Side, out: &mut Vec<Outbound>) {
-        let Some(update) = self.matcher.feed(&t.segment_id, side, &t.text, false) else {
-            return;
-        };
-        if side != Side::Customer || !update.hits.iter().any(|h| self.is_abuse(h)) {
-            return;
-        }
         let b = &self.boundary;
-        if b.terminated || b.permitted || b.due {
+        let kind = if side != Side::Customer || b.terminated || b.permitted || b.due {
             return;
-        }
-        // Urgent: the warning the next abuse incident will make due, raised now.
-        let kind = if b.warnings_given >= b.warnings_allowed {
+        } else if b.warnings_given >= b.warnings_allowed {
             return;
         } else if b.warnings_given == 0 {
             NudgeKind::FirstBoundaryWarningDue
         } else {
             NudgeKind::SecondBoundaryWarningDue
         };
+        let Some(update) = self.matcher.feed(&t.segment_id, side, &t.text, false) else {
+            return;
+        };
+        if !update.hits.iter().any(|h| self.is_abuse(h)) {
+            return;
+        }
         let seg = Segment {
             id: t.segment_id.clone(),
             text: update.text,
