@@ -8,6 +8,8 @@
 //! - `GET /v1/calls/{call_id}/nudges`: a widget's feed: `snapshot`, then the live
 //!   messages. A feed opened before its call starts waits for the call.
 //! - `GET /v1/calls/{call_id}/record`: the call record (404 until the call has ended).
+//! - `GET /v1/supervisor/alerts`: every critical event (boundary transitions, critical
+//!   nudges, escalations), each with the `call_id` it belongs to.
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /widget/`.
 //!
 //! A platform connection that drops leaves its call open for a grace period (default
@@ -15,8 +17,8 @@
 //! `last_seq`); after the grace period the call ends as `dropped` and its record is
 //! produced.
 //!
-//! Not yet here (the server issue's remaining work): authentication and tenants, the
-//! supervisor feed, widget tokens, ping/pong idle timeouts, connection caps, lexicon
+//! Not yet here (the server issue's remaining work): authentication and tenants (every
+//! call is the `default` tenant's), widget tokens, ping/pong idle timeouts, connection caps, lexicon
 //! reload, a TOML server section, JSON logs.
 
 pub mod client;
@@ -44,6 +46,8 @@ use crate::protocol::{self, CallRecord, EndReason, Inbound, Outbound, SessionSta
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Messages a feed may fall behind before it is disconnected.
 pub const FEED_QUEUE: usize = 256;
+/// Alerts a supervisor feed may fall behind before it is disconnected.
+pub const ALERT_QUEUE: usize = 1024;
 /// How long a call whose platform connection dropped waits for it to reconnect.
 pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 /// The tenant of every call while authentication is not configured.
@@ -95,6 +99,8 @@ struct Inner {
     policy: Policy,
     grace: std::time::Duration,
     calls: Mutex<HashMap<String, Arc<Mutex<Call>>>>,
+    /// Critical events of every call, for the supervisor feed.
+    alerts: tokio::sync::broadcast::Sender<Arc<str>>,
     records: Mutex<HashMap<String, CallRecord>>,
     metrics: Metrics,
 }
@@ -115,6 +121,7 @@ impl App {
             policy,
             grace,
             calls: Mutex::new(HashMap::new()),
+            alerts: tokio::sync::broadcast::channel(ALERT_QUEUE).0,
             records: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
         }))
@@ -150,20 +157,26 @@ impl App {
             let Some(session) = c.session.as_mut() else {
                 continue;
             };
+            let session_id = &session.call_id().to_string();
             if session.is_ended() {
                 continue;
             }
             let outputs = session.feed(&Inbound::End(protocol::End { reason }));
             for o in &outputs {
-                self.observe(o);
+                self.observe(session_id, o);
                 let line: Arc<str> = protocol::encode(o).into();
                 c.fan_out(&line);
             }
         }
     }
 
-    /// Counts an output and keeps records.
-    fn observe(&self, o: &Outbound) {
+    /// Counts an output, keeps records, and passes critical events to supervisors.
+    fn observe(&self, call_id: &str, o: &Outbound) {
+        if is_critical(o) {
+            let mut v = serde_json::to_value(o).expect("wire types serialise");
+            v["call_id"] = serde_json::Value::String(call_id.to_string());
+            let _ = self.0.alerts.send(v.to_string().into());
+        }
         let m = &self.0.metrics;
         match o {
             Outbound::Nudge(n) => {
@@ -180,7 +193,8 @@ impl App {
                 m.errors.fetch_add(1, Ordering::Relaxed);
             }
             Outbound::Record(r) => {
-                let key = format!("{DEFAULT_TENANT}/{}", r.record.call_id);
+                // Records are kept under the call id of the URL, which names the call.
+                let key = format!("{DEFAULT_TENANT}/{call_id}");
                 self.0
                     .records
                     .lock()
@@ -198,6 +212,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/calls/{call_id}/stream", get(stream))
         .route("/v1/calls/{call_id}/nudges", get(nudges))
         .route("/v1/calls/{call_id}/record", get(record))
+        .route("/v1/supervisor/alerts", get(alerts))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -270,7 +285,7 @@ async fn platform(mut socket: WebSocket, app: App, call_id: String, ack: bool) {
         });
         (hello, c.generation)
     };
-    serve_platform(&mut socket, &app, &call, hello, ack).await;
+    serve_platform(&mut socket, &app, &call, &call_id, hello, ack).await;
     // The connection is gone. Unless the call ended, it waits for its platform to come
     // back; after the grace period it ends as dropped and its record is produced.
     let grace = app.0.grace;
@@ -294,7 +309,7 @@ async fn platform(mut socket: WebSocket, app: App, call_id: String, ack: bool) {
                 _ => return,
             };
             for o in &outputs {
-                app.observe(o);
+                app.observe(&call_id, o);
                 let line: Arc<str> = protocol::encode(o).into();
                 c.fan_out(&line);
             }
@@ -306,6 +321,7 @@ async fn serve_platform(
     socket: &mut WebSocket,
     app: &App,
     call: &Arc<Mutex<Call>>,
+    call_id: &str,
     hello: Outbound,
     ack: bool,
 ) {
@@ -329,7 +345,7 @@ async fn serve_platform(
         match protocol::decode_inbound(&text) {
             Err(e) => {
                 let err = e.to_message(None);
-                app.observe(&err);
+                app.observe(call_id, &err);
                 replies.push(protocol::encode(&err));
             }
             Ok(msg) => {
@@ -350,7 +366,7 @@ async fn serve_platform(
                     c.last_seq = c.last_seq.max(seq);
                 }
                 for o in &outputs {
-                    app.observe(o);
+                    app.observe(call_id, o);
                     let line: Arc<str> = protocol::encode(o).into();
                     c.fan_out(&line);
                     replies.push(line.to_string());
@@ -364,6 +380,51 @@ async fn serve_platform(
             if !send(socket, &r).await {
                 return;
             }
+        }
+    }
+}
+
+/// Threats, boundary warnings due, termination permitted or premature, escalations, and
+/// every boundary transition.
+fn is_critical(o: &Outbound) -> bool {
+    use crate::protocol::{NudgeKind, Priority};
+    match o {
+        Outbound::Nudge(n) => {
+            n.priority == Priority::Critical || n.kind == NudgeKind::EscalateToSupervisor
+        }
+        Outbound::Boundary(_) => true,
+        _ => false,
+    }
+}
+
+async fn alerts(ws: WebSocketUpgrade, State(app): State<App>) -> Response {
+    ws.max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| supervisor(socket, app))
+}
+
+/// The supervisor feed: every critical event, each naming its call (`call_id`).
+async fn supervisor(mut socket: WebSocket, app: App) {
+    app.0.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let mut rx = app.0.alerts.subscribe();
+    loop {
+        tokio::select! {
+            alert = rx.recv() => match alert {
+                Ok(line) => {
+                    if socket.send(Message::Text(line.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let frame = CloseFrame { code: 1008, reason: "feed too slow: disconnected".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            },
         }
     }
 }

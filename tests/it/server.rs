@@ -317,3 +317,37 @@ async fn a_call_whose_platform_never_returns_ends_as_dropped() {
     tx.send(()).unwrap();
     handle.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_see_the_critical_events_of_every_call() {
+    let (addr, stop, handle) = start().await;
+    let (mut alerts, _) = connect_async(format!("ws://{addr}/v1/supervisor/alerts"))
+        .await
+        .unwrap();
+    let files = fixtures();
+    let abusive = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("06-"))
+        .expect("fixture 06");
+    let lines = replay::read_fixture(abusive).unwrap();
+    let live = stream_fixture(addr, "c-alerts", &lines[1..]).await;
+    let critical: Vec<&String> = live
+        .iter()
+        .filter(|l| {
+            l.contains("\"priority\":\"critical\"") || l.starts_with("{\"type\":\"boundary\"")
+        })
+        .collect();
+    assert!(
+        critical.len() >= 4,
+        "the abusive call has critical events: {live:?}"
+    );
+    for want in critical {
+        let got = next_text(&mut alerts).await;
+        let mut v: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(v["call_id"], "c-alerts", "{got}");
+        v.as_object_mut().unwrap().remove("call_id");
+        assert_eq!(v, serde_json::from_str::<serde_json::Value>(want).unwrap());
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
