@@ -561,9 +561,8 @@ impl Session {
     /// make due; when none could be raised, it is not even matched.
     fn partial(&mut self, t: &Transcript, side: Side, out: &mut Vec<Outbound>) {
         let b = &self.boundary;
-        let kind = if side != Side::Customer || b.terminated || b.permitted || b.due {
-            return;
-        } else if b.warnings_given >= b.warnings_allowed {
+        let idle = b.terminated || b.permitted || b.due || b.warnings_given >= b.warnings_allowed;
+        let kind = if side != Side::Customer || idle {
             return;
         } else if b.warnings_given == 0 {
             NudgeKind::FirstBoundaryWarningDue
