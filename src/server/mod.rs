@@ -92,6 +92,26 @@ struct Metrics {
     errors: AtomicU64,
     nudges: Mutex<BTreeMap<&'static str, u64>>,
     boundary: AtomicU64,
+    /// Per-message processing latency: counts per bucket (`LATENCY_BUCKETS`, then +Inf)
+    /// and the sum in microseconds.
+    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
+}
+
+/// Upper bounds (seconds) of the processing-latency histogram's buckets.
+const LATENCY_BUCKETS: [f64; 8] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01];
+
+impl Metrics {
+    fn latency(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 struct Inner {
@@ -361,7 +381,9 @@ async fn serve_platform(
                 };
                 let mut c = call.lock().expect("call lock");
                 let Call { session, .. } = &mut *c;
+                let started = std::time::Instant::now();
                 let outputs = session.as_mut().map(|s| s.feed(&msg)).unwrap_or_default();
+                app.0.metrics.latency(started.elapsed());
                 if let Some(seq) = seq {
                     c.last_seq = c.last_seq.max(seq);
                 }
@@ -551,6 +573,23 @@ async fn metrics(State(app): State<App>) -> Response {
         "keel_errors_total{{code=\"bad_message\"}} {}\n",
         m.errors.load(Ordering::Relaxed)
     ));
+    s.push_str("# TYPE keel_processing_seconds histogram\n");
+    let mut cumulative = 0;
+    for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+        cumulative += m.latency[i].load(Ordering::Relaxed);
+        s.push_str(&format!(
+            "keel_processing_seconds_bucket{{le=\"{bound}\"}} {cumulative}\n"
+        ));
+    }
+    cumulative += m.latency[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+    s.push_str(&format!(
+        "keel_processing_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n"
+    ));
+    s.push_str(&format!(
+        "keel_processing_seconds_sum {}\n",
+        m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+    ));
+    s.push_str(&format!("keel_processing_seconds_count {cumulative}\n"));
     s.push_str("# TYPE keel_nudges_total counter\n");
     for (kind, n) in m.nudges.lock().expect("metrics lock").iter() {
         s.push_str(&format!("keel_nudges_total{{kind=\"{kind}\"}} {n}\n"));

@@ -120,6 +120,12 @@ async fn live_output_equals_the_offline_replay_for_every_fixture() {
         metrics.contains("keel_nudges_total{kind=\"validate_feelings\"}"),
         "{metrics}"
     );
+    let count: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("keel_processing_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(count > 1000, "every processed message is timed: {metrics}");
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
