@@ -357,3 +357,57 @@ async fn supervisors_see_the_critical_events_of_every_call() {
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_feed_is_cut_off_while_the_call_goes_on() {
+    let (addr, stop, handle) = start().await;
+    // A widget feed that never reads.
+    let (mut slow, _) = connect_async(format!("ws://{addr}/v1/calls/c-slow/nudges"))
+        .await
+        .unwrap();
+    let (mut ws, _) = connect_async(format!("ws://{addr}/v1/calls/c-slow/stream?ack=true"))
+        .await
+        .unwrap();
+    next_text(&mut ws).await;
+    // Each round: a partial that raises a boundary nudge quoting ~50 KB, then a final
+    // that retracts it — two messages for the feed, one of them large.
+    let filler = "and then I waited on the line for another hour ".repeat(1000);
+    let rounds = 400u64;
+    for i in 0..rounds {
+        let partial = format!(
+            r#"{{"type":"transcript","segment_id":"s-{i}","speaker":"customer","text":"you idiot {filler}","is_final":false,"start_ms":{},"end_ms":{}}}"#,
+            i * 1000,
+            i * 1000 + 500
+        );
+        let fin = format!(
+            r#"{{"type":"transcript","segment_id":"s-{i}","speaker":"customer","text":"you did it, thanks","is_final":true,"start_ms":{},"end_ms":{},"seq":{}}}"#,
+            i * 1000,
+            i * 1000 + 900,
+            i + 1
+        );
+        ws.send(Message::Text(partial.into())).await.unwrap();
+        ws.send(Message::Text(fin.into())).await.unwrap();
+        // The platform keeps being served: its ack comes after each final.
+        loop {
+            if next_text(&mut ws).await.starts_with("{\"type\":\"ack\"") {
+                break;
+            }
+        }
+    }
+    // The slow feed was disconnected with 1008 once its queue overflowed.
+    let code = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(m) = slow.next().await {
+            match m {
+                Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the slow feed ends");
+    assert_eq!(code, Some(1008));
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
