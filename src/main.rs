@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use keel::lexicon::{check::check, Lexicon};
 use keel::replay;
+use keel::server::config::{LogFormat, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -23,18 +24,50 @@ struct Cli {
 enum Cmd {
     /// Run the server: live coaching over websockets.
     Serve {
-        /// Configuration file; its [policy] table sets the coaching policy.
+        /// Configuration file: its [server] and [tenants.*] tables set up the server,
+        /// its [policy] table the coaching policy.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: std::net::SocketAddr,
-        /// Folder for keel's data.
-        #[arg(long, default_value = "keel-data")]
-        data: PathBuf,
-        /// The lexicon set.
-        #[arg(long, default_value = "lexicons")]
-        lexicons: PathBuf,
+        /// Address to listen on (default 127.0.0.1:7070).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Folder for keel's data (default ./keel-data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The lexicon set (default ./lexicons).
+        #[arg(long)]
+        lexicons: Option<PathBuf>,
+        /// Log format on standard error (default text).
+        #[arg(long, value_enum)]
+        log_format: Option<keel::server::config::LogFormat>,
+    },
+    /// Mint a widget token: it lets one agent's widget read one call's feed.
+    Token {
+        /// The tenant the call belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// The call id (or use --supervisor).
+        #[arg(long, required_unless_present = "supervisor")]
+        call: Option<String>,
+        /// A token for the tenant's supervisor alert feed instead of one call.
+        #[arg(long, conflicts_with = "call")]
+        supervisor: bool,
+        /// Lifetime, e.g. 15m, 2h (default: the server's token_ttl).
+        #[arg(long)]
+        ttl: Option<humantime::Duration>,
+        /// The server's configuration file (for the tenants and the token secret).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The server's data folder, where the token secret is kept (default ./keel-data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Make a new API key: prints the key (give it to the platform) and the line of
+    /// configuration that holds its hash.
+    Key {
+        /// The tenant the key is for.
+        #[arg(long)]
+        tenant: String,
     },
     /// Lexicon tools.
     Lexicon {
@@ -55,7 +88,8 @@ enum Cmd {
         /// The lexicon set.
         #[arg(long, default_value = "lexicons")]
         lexicons: PathBuf,
-        /// Stream the calls into a running server (ws://HOST:PORT) and print what it sends.
+        /// Stream the calls into a running server (ws://HOST:PORT) and print what it sends;
+        /// the tenant's API key, if the server needs one, is read from KEEL_API_KEY.
         #[arg(long, value_name = "URL")]
         to: Option<String>,
         /// With --to: N times real time, or max.
@@ -104,25 +138,65 @@ fn policy(config: Option<&std::path::Path>) -> Result<keel::coach::Policy, ExitC
     }
 }
 
+/// The `[server]` configuration from the file (or the defaults), with the flags on top.
+fn server_config(config: Option<&std::path::Path>) -> Result<ServerConfig, ExitCode> {
+    match config {
+        Some(path) => ServerConfig::load(path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(ServerConfig::default()),
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.init(),
+    }
+}
+
 fn serve(
     config: Option<PathBuf>,
-    listen: std::net::SocketAddr,
-    data: PathBuf,
-    lexicons: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+    data: Option<PathBuf>,
+    lexicons: Option<PathBuf>,
+    log_format: Option<LogFormat>,
 ) -> Result<(), ExitCode> {
-    if !listen.ip().is_loopback() {
+    let mut cfg = server_config(config.as_deref())?;
+    cfg.listen = listen.unwrap_or(cfg.listen);
+    cfg.data = data.unwrap_or(cfg.data);
+    cfg.lexicons = lexicons.unwrap_or(cfg.lexicons);
+    cfg.log_format = log_format.unwrap_or(cfg.log_format);
+    let listen = cfg.listen;
+    if !listen.ip().is_loopback() && !cfg.auth() {
         eprintln!(
-            "keel serve: refusing to listen on {listen}: it is not a loopback address and no authentication is configured \
-             (keel does not support tenant authentication yet); listen on 127.0.0.1 or [::1]"
+            "keel serve: refusing to listen on {listen}: it is not a loopback address and no authentication is configured. \
+             Add a [tenants.NAME] table with api_keys_sha256 to the --config file (`keel key --tenant NAME` makes a key), \
+             or listen on 127.0.0.1 or [::1]"
         );
         return Err(ExitCode::from(2));
     }
+    init_logs(cfg.log_format);
     let policy = policy(config.as_deref())?;
-    let lex = load(&lexicons)?;
-    std::fs::create_dir_all(&data).map_err(|e| {
-        eprintln!("keel serve: {}: {e}", data.display());
+    let lex = load(&cfg.lexicons)?;
+    std::fs::create_dir_all(&cfg.data).map_err(|e| {
+        eprintln!("keel serve: {}: {e}", cfg.data.display());
         ExitCode::from(2)
     })?;
+    let secret =
+        keel::server::auth::load_or_create_secret(&cfg.token_secret_path()).map_err(|e| {
+            eprintln!(
+                "keel serve: token secret {}: {e}",
+                cfg.token_secret_path().display()
+            );
+            ExitCode::from(2)
+        })?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| {
         eprintln!("keel serve: {e}");
         ExitCode::from(2)
@@ -132,12 +206,39 @@ fn serve(
             eprintln!("keel serve: cannot listen on {listen}: {e}");
             ExitCode::from(2)
         })?;
+        let local = listener.local_addr().map_err(|_| ExitCode::from(2))?;
         eprintln!(
-            "keel serve: listening on http://{} (lexicon {})",
-            listener.local_addr().map_err(|_| ExitCode::from(2))?,
-            lex.version
+            "keel serve: listening on http://{local} (lexicon {}{})",
+            lex.version,
+            if cfg.auth() {
+                ", authentication on"
+            } else {
+                ", no authentication: loopback only"
+            }
         );
-        let app = keel::server::App::new(lex, policy);
+        tracing::info!(
+            event = "listening",
+            address = %local,
+            lexicon = %lex.version,
+            tenants = cfg.tenants.len(),
+        );
+        let lexicon_dir = cfg.lexicons.clone();
+        let app = keel::server::App::with_config(lex, Some(lexicon_dir), policy, cfg, secret);
+        #[cfg(unix)]
+        {
+            // SIGHUP reloads the lexicon set; an invalid set is refused and logged.
+            let app = app.clone();
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| {
+                    eprintln!("keel serve: SIGHUP handler: {e}");
+                    ExitCode::from(2)
+                })?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _ = app.reload().await;
+                }
+            });
+        }
         let shutdown = async {
             shutdown_signal().await;
             eprintln!("keel serve: shutting down: ending open calls (a second signal forces exit)");
@@ -153,6 +254,69 @@ fn serve(
                 ExitCode::from(1)
             })
     })
+}
+
+fn token(
+    tenant: String,
+    call: Option<String>,
+    ttl: Option<humantime::Duration>,
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+) -> Result<(), ExitCode> {
+    use keel::server::auth::{self, Scope};
+    let mut cfg = server_config(config.as_deref())?;
+    cfg.data = data.unwrap_or(cfg.data);
+    if cfg.auth() && !cfg.tenants.contains_key(&tenant) {
+        eprintln!("keel token: --tenant {tenant}: no such tenant in the configuration");
+        return Err(ExitCode::from(2));
+    }
+    if !cfg.auth() && tenant != keel::server::DEFAULT_TENANT {
+        eprintln!(
+            "keel token: --tenant {tenant}: no tenants are configured, so every call is the tenant {}'s",
+            keel::server::DEFAULT_TENANT
+        );
+        return Err(ExitCode::from(2));
+    }
+    let ttl: std::time::Duration = ttl.map(Into::into).unwrap_or(cfg.token_ttl);
+    if ttl.is_zero() || ttl > cfg.token_max_ttl {
+        eprintln!(
+            "keel token: --ttl: more than zero and at most {} (server.token_max_ttl)",
+            humantime::format_duration(cfg.token_max_ttl)
+        );
+        return Err(ExitCode::from(2));
+    }
+    let scope = match call {
+        Some(c) => Scope::Call(c),
+        None => Scope::Supervisor,
+    };
+    let path = cfg.token_secret_path();
+    let secret = auth::load_or_create_secret(&path).map_err(|e| {
+        eprintln!("keel token: token secret {}: {e}", path.display());
+        ExitCode::from(2)
+    })?;
+    println!(
+        "{}",
+        auth::mint(&secret, &tenant, &scope, ttl, auth::now_secs())
+    );
+    Ok(())
+}
+
+fn key(tenant: String) -> Result<(), ExitCode> {
+    if !keel::server::config::valid_name(&tenant) {
+        eprintln!("keel key: --tenant {tenant:?}: letters, digits, '-', '_' and '.' only");
+        return Err(ExitCode::from(2));
+    }
+    let key = keel::server::auth::new_key().map_err(|e| {
+        eprintln!("keel key: {e}");
+        ExitCode::from(2)
+    })?;
+    println!("API key (give it to the platform; keel keeps only its hash):\n  {key}\n");
+    println!("Configuration:\n  [tenants.{tenant}]");
+    println!(
+        "  api_keys_sha256 = [\"{}\"]",
+        keel::server::auth::hash_key(&key)
+    );
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -204,14 +368,23 @@ fn replay_to(
         eprintln!("keel replay: {e}");
         ExitCode::from(2)
     })?;
+    // The key comes from the environment, not the command line (which others can read).
+    let api_key = std::env::var("KEEL_API_KEY").ok().filter(|k| !k.is_empty());
     rt.block_on(async {
         for (call_id, lines) in &calls {
-            keel::server::client::stream_call(url, call_id, lines, speed, |m| println!("{m}"))
-                .await
-                .map_err(|e| {
-                    eprintln!("keel replay: {e}");
-                    ExitCode::from(1)
-                })?;
+            keel::server::client::stream_call(
+                url,
+                call_id,
+                lines,
+                speed,
+                api_key.as_deref(),
+                |m| println!("{m}"),
+            )
+            .await
+            .map_err(|e| {
+                eprintln!("keel replay: {e}");
+                ExitCode::from(1)
+            })?;
         }
         Ok(())
     })
@@ -224,7 +397,17 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             listen,
             data,
             lexicons,
-        } => serve(config, listen, data, lexicons),
+            log_format,
+        } => serve(config, listen, data, lexicons, log_format),
+        Cmd::Token {
+            tenant,
+            call,
+            ttl,
+            config,
+            data,
+            ..
+        } => token(tenant, call, ttl, config, data),
+        Cmd::Key { tenant } => key(tenant),
         Cmd::Lexicon {
             cmd: LexiconCmd::Check { dir },
         } => {

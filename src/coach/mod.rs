@@ -293,6 +293,11 @@ impl Session {
         self.ended
     }
 
+    /// The tenant the call belongs to, for its record (a `start` naming one overrides).
+    pub fn set_tenant(&mut self, tenant: &str) {
+        self.tenant = Some(tenant.to_string());
+    }
+
     /// The redacted text of a final segment just fed (for timelines): the coached
     /// speakers' as the matcher redacted it, other roles' with card numbers redacted.
     pub fn redacted(&self, segment_id: &str, raw: &str) -> String {

@@ -285,11 +285,11 @@ pub fn lexicon_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
         .collect())
 }
 
-/// Reads every `*.toml` file under `dir`; returns the categories and the files' names
-/// and contents (for the version hash), or every error found.
 /// Each file's path (relative to the lexicon folder) and contents.
 pub type Sources = Vec<(String, String)>;
 
+/// Reads every `*.toml` file under `dir`; returns the categories and the files' names
+/// and contents (for the version hash), or every error found.
 pub fn load_dir(dir: &Path) -> Result<(Vec<SourceCategory>, Sources), LexiconErrors> {
     let files = lexicon_files(dir).map_err(|e| {
         LexiconErrors(vec![LexiconError {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{self, Inbound};
@@ -40,17 +41,29 @@ fn at_ms(m: &Inbound) -> Option<u64> {
     }
 }
 
-/// Streams one call to `base` (`ws://HOST:PORT`); calls `on_message` with every text
+/// Streams one call to `base` (`ws://HOST:PORT`), with the tenant's API key when one is
+/// given (`Authorization: Bearer`); calls `on_message` with every text
 /// message the server sends, until the call's record (or the server closing).
 pub async fn stream_call(
     base: &str,
     call_id: &str,
     lines: &[Line],
     speed: Speed,
+    api_key: Option<&str>,
     mut on_message: impl FnMut(&str),
 ) -> Result<(), String> {
     let url = format!("{}/v1/calls/{call_id}/stream", base.trim_end_matches('/'));
-    let (ws, _) = connect_async(&url)
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("{url}: {e}"))?;
+    if let Some(key) = api_key {
+        let value = format!("Bearer {key}")
+            .parse()
+            .map_err(|_| "the API key is not a valid header value".to_string())?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let (ws, _) = connect_async(request)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let (mut tx, mut rx) = ws.split();

@@ -1,46 +1,59 @@
 //! `keel serve`: the engine on the network, as `protocol.md` describes it. Plumbing only:
-//! routing, the per-call hub, fan-out to feeds, limits; every coaching decision is the
-//! engine's ([`crate::coach::Session`]).
+//! routing, auth, limits, the per-call hub and fan-out to feeds; every coaching decision
+//! is the engine's ([`crate::coach::Session`]).
 //!
-//! - `GET /v1/calls/{call_id}/stream`: the platform's websocket. keel answers `session`
-//!   first, then every coaching message its transcript messages cause (`?ack=true` adds
-//!   an `ack` after each processed transcript that carries `seq`).
-//! - `GET /v1/calls/{call_id}/nudges`: a widget's feed: `snapshot`, then the live
-//!   messages. A feed opened before its call starts waits for the call.
-//! - `GET /v1/calls/{call_id}/record`: the call record (404 until the call has ended).
-//! - `GET /v1/supervisor/alerts`: every critical event (boundary transitions, critical
-//!   nudges, escalations), each with the `call_id` it belongs to.
+//! - `GET /v1/calls/{call_id}/stream`: the platform's websocket (API key). keel answers
+//!   `session` first, then every coaching message its transcript messages cause
+//!   (`?ack=true` adds an `ack` after each processed transcript that carries `seq`).
+//! - `GET /v1/calls/{call_id}/nudges`: a widget's feed (widget token, or the API key):
+//!   `snapshot`, then the live messages. A feed opened before its call starts waits for
+//!   the call; when the call ends the feed closes (1000) after its record.
+//! - `POST /v1/calls/{call_id}/widget-token[?ttl=10m]`: mints a widget token (API key).
+//! - `GET /v1/calls/{call_id}/record`: the call record (API key; 404 until the call ended).
+//! - `GET /v1/supervisor/alerts`: the tenant's critical events (boundary transitions,
+//!   critical nudges, escalations), each with the `call_id` it belongs to.
+//! - `POST /v1/admin/reload`: reloads the lexicon set (admin key).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /widget/`.
 //!
-//! A platform connection that drops leaves its call open for a grace period (default
-//! 120 s): reconnecting to the same URL resumes it (`session` says `resumed` and
-//! `last_seq`); after the grace period the call ends as `dropped` and its record is
-//! produced.
-//!
-//! Not yet here (the server issue's remaining work): authentication and tenants (every
-//! call is the `default` tenant's), widget tokens, ping/pong idle timeouts, connection caps, lexicon
-//! reload, a TOML server section, JSON logs.
+//! Calls are keyed by tenant and call id: a tenant cannot reach another's call, whatever
+//! id it names. A platform connection that drops leaves its call open for a grace period
+//! (default 120 s): reconnecting to the same URL resumes it (`session` says `resumed`
+//! and `last_seq`); after the grace period the call ends as `dropped` and its record is
+//! produced. Every connection is pinged; one that stays silent past the idle timeout is
+//! closed (1001). Shutdown ends every open call (its record is produced and sent), closes
+//! the connections (1001), and waits at most the shutdown deadline.
 
+pub mod auth;
 pub mod client;
+pub mod config;
+pub mod telemetry;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::coach::{Policy, Session};
 use crate::lexicon::Lexicon;
 use crate::protocol::{self, CallRecord, EndReason, Inbound, Outbound, SessionState};
+pub use auth::DEFAULT_TENANT;
+use auth::{Auth, Denied, Scope};
+pub use config::ServerConfig;
+use telemetry::{Endpoint, Event, Telemetry};
 
 /// Largest websocket message and frame keel accepts (bytes).
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -48,12 +61,13 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 pub const FEED_QUEUE: usize = 256;
 /// Alerts a supervisor feed may fall behind before it is disconnected.
 pub const ALERT_QUEUE: usize = 1024;
-/// How long a call whose platform connection dropped waits for it to reconnect.
-pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
-/// The tenant of every call while authentication is not configured.
-pub const DEFAULT_TENANT: &str = "default";
+/// Messages keel may queue for a platform connection outside its own replies (the end
+/// of a call at shutdown).
+const PLATFORM_QUEUE: usize = 256;
+/// Longest call id keel accepts (bytes).
+pub const MAX_CALL_ID: usize = 256;
 
-/// A widget feed: a bounded queue; a reader too slow to keep up is cut off.
+/// A queue to one connection; a reader too slow to keep up is cut off.
 struct Feed {
     tx: mpsc::Sender<Arc<str>>,
     slow: Arc<AtomicBool>,
@@ -64,6 +78,8 @@ struct Feed {
 struct Call {
     session: Option<Session>,
     feeds: Vec<Feed>,
+    /// The platform connection's queue, while one is connected.
+    platform: Option<mpsc::Sender<Arc<str>>>,
     last_seq: u64,
     /// Counts platform connections: a grace timer ends the call only if no newer
     /// connection came.
@@ -83,78 +99,195 @@ impl Call {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
     }
-}
 
-#[derive(Default)]
-struct Metrics {
-    connections: AtomicU64,
-    segments: AtomicU64,
-    errors: AtomicU64,
-    nudges: Mutex<BTreeMap<&'static str, u64>>,
-    boundary: AtomicU64,
-    /// Per-message processing latency: counts per bucket (`LATENCY_BUCKETS`, then +Inf)
-    /// and the sum in microseconds.
-    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    latency_sum_us: AtomicU64,
-}
-
-/// Upper bounds (seconds) of the processing-latency histogram's buckets.
-const LATENCY_BUCKETS: [f64; 8] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01];
-
-impl Metrics {
-    fn latency(&self, d: std::time::Duration) {
-        let secs = d.as_secs_f64();
-        let i = LATENCY_BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency[i].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    fn ended(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.is_ended())
     }
 }
 
 struct Inner {
-    lexicon: Arc<Lexicon>,
+    lexicon: RwLock<Arc<Lexicon>>,
+    lexicon_dir: Option<PathBuf>,
     policy: Policy,
-    grace: std::time::Duration,
+    cfg: ServerConfig,
+    auth: Auth,
     calls: Mutex<HashMap<String, Arc<Mutex<Call>>>>,
-    /// Critical events of every call, for the supervisor feed.
-    alerts: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Critical events of every call (tenant, line), for the supervisor feeds.
+    alerts: tokio::sync::broadcast::Sender<(Arc<str>, Arc<str>)>,
     records: Mutex<HashMap<String, CallRecord>>,
-    metrics: Metrics,
+    /// The last snapshot of each ended call, for a widget that opens its feed late.
+    final_snapshots: Mutex<HashMap<String, Arc<str>>>,
+    telemetry: Telemetry,
+    /// Open websocket connections per tenant.
+    connections: Mutex<HashMap<String, usize>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
 }
 
 /// The server's shared state.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
 
+/// A connection counted against its tenant's cap; uncounted when dropped.
+struct Slot {
+    app: App,
+    tenant: String,
+    endpoint: Endpoint,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(n) = self
+            .app
+            .0
+            .connections
+            .lock()
+            .expect("connections lock")
+            .get_mut(&self.tenant)
+        {
+            *n = n.saturating_sub(1);
+        }
+        self.app.0.telemetry.emit(Event::ConnectionClosed {
+            endpoint: self.endpoint,
+            tenant: &self.tenant,
+            why: "closed",
+        });
+    }
+}
+
+/// A refused request: its status and a plain-text reason.
+fn deny(app: &App, endpoint: &'static str, d: Denied) -> Response {
+    app.0.telemetry.emit(Event::Rejected {
+        endpoint,
+        code: d.code,
+        status: d.status,
+    });
+    let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
+    (status, format!("{}\n", d.reason)).into_response()
+}
+
+fn key(tenant: &str, call_id: &str) -> String {
+    format!("{tenant}/{call_id}")
+}
+
 impl App {
+    /// A server on the embedded defaults: no tenants, the default timeouts, a token
+    /// secret of its own (random, for this process only).
     pub fn new(lexicon: Arc<Lexicon>, policy: Policy) -> App {
-        App::with_grace(lexicon, policy, DEFAULT_GRACE)
+        let secret = auth::new_key().expect("random secret").into_bytes();
+        App::with_config(lexicon, None, policy, ServerConfig::default(), secret)
     }
 
-    /// A server whose dropped calls wait `grace` for their platform to reconnect.
-    pub fn with_grace(lexicon: Arc<Lexicon>, policy: Policy, grace: std::time::Duration) -> App {
+    /// A server with the `[server]` configuration `cfg`, signing widget tokens with
+    /// `secret`. `lexicon_dir` is where reloads read the lexicon set from.
+    pub fn with_config(
+        lexicon: Arc<Lexicon>,
+        lexicon_dir: Option<PathBuf>,
+        policy: Policy,
+        cfg: ServerConfig,
+        secret: Vec<u8>,
+    ) -> App {
         App(Arc::new(Inner {
-            lexicon,
+            lexicon: RwLock::new(lexicon),
+            lexicon_dir,
             policy,
-            grace,
+            auth: Auth::new(&cfg, secret),
+            cfg,
             calls: Mutex::new(HashMap::new()),
             alerts: tokio::sync::broadcast::channel(ALERT_QUEUE).0,
             records: Mutex::new(HashMap::new()),
-            metrics: Metrics::default(),
+            final_snapshots: Mutex::new(HashMap::new()),
+            telemetry: Telemetry::default(),
+            connections: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         }))
     }
 
-    /// The record of an ended call.
+    /// The lexicon set new calls get.
+    pub fn lexicon(&self) -> Arc<Lexicon> {
+        Arc::clone(&self.0.lexicon.read().expect("lexicon lock"))
+    }
+
+    /// The record of an ended call of the default tenant (no tenants configured).
     pub fn record(&self, call_id: &str) -> Option<CallRecord> {
+        self.record_of(DEFAULT_TENANT, call_id)
+    }
+
+    /// The record of a tenant's ended call.
+    pub fn record_of(&self, tenant: &str, call_id: &str) -> Option<CallRecord> {
         self.0
             .records
             .lock()
             .expect("records lock")
-            .get(&format!("{DEFAULT_TENANT}/{call_id}"))
+            .get(&key(tenant, call_id))
             .cloned()
+    }
+
+    /// Mints a widget token for one call of a tenant, valid for `ttl`.
+    pub fn widget_token(&self, tenant: &str, call_id: &str, ttl: Duration) -> String {
+        auth::mint(
+            self.0.auth.secret(),
+            tenant,
+            &Scope::Call(call_id.to_string()),
+            ttl,
+            auth::now_secs(),
+        )
+    }
+
+    /// Reloads the lexicon set from its folder: new calls get the new set, running calls
+    /// keep theirs. An invalid set is refused (its errors are returned and logged) and
+    /// the old one stays. Returns the new version.
+    pub async fn reload(&self) -> Result<String, String> {
+        let Some(dir) = self.0.lexicon_dir.clone() else {
+            return Err("this server has no lexicon folder to reload from".into());
+        };
+        let loaded = tokio::task::spawn_blocking(move || Lexicon::load(&dir))
+            .await
+            .map_err(|e| format!("reload failed: {e}"))?;
+        match loaded {
+            Ok(lex) => {
+                let version = lex.version.clone();
+                *self.0.lexicon.write().expect("lexicon lock") = Arc::new(lex);
+                self.0
+                    .telemetry
+                    .emit(Event::LexiconReloaded { version: &version });
+                Ok(version)
+            }
+            Err(e) => {
+                let errors = e.to_string();
+                self.0
+                    .telemetry
+                    .emit(Event::LexiconRefused { errors: &errors });
+                Err(errors)
+            }
+        }
+    }
+
+    /// Drops a call from the hub once it has ended (its record and final snapshot stay),
+    /// or once nothing waits for a call that never started: memory does not grow with
+    /// the number of calls served.
+    fn forget(&self, tenant: &str, call_id: &str, call: &Arc<Mutex<Call>>) {
+        let k = key(tenant, call_id);
+        let mut calls = self.0.calls.lock().expect("calls lock");
+        if !calls.get(&k).is_some_and(|c| Arc::ptr_eq(c, call)) {
+            return;
+        }
+        let c = call.lock().expect("call lock");
+        if c.ended() {
+            if let Some(s) = &c.session {
+                let snap: Arc<str> = protocol::encode(&Outbound::Snapshot(s.snapshot())).into();
+                self.0
+                    .final_snapshots
+                    .lock()
+                    .expect("records lock")
+                    .insert(k.clone(), snap);
+            }
+        } else if c.session.is_some() || !c.feeds.is_empty() || c.platform.is_some() {
+            return;
+        }
+        drop(c);
+        calls.remove(&k);
     }
 
     fn call(&self, key: &str) -> Arc<Mutex<Call>> {
@@ -162,67 +295,114 @@ impl App {
         Arc::clone(calls.entry(key.to_string()).or_default())
     }
 
-    /// Ends every open call (server shutdown): their records are produced and stored.
+    /// Counts a connection against its tenant's cap, or refuses it.
+    fn slot(&self, tenant: &str, endpoint: Endpoint) -> Result<Slot, Denied> {
+        let cap = self
+            .0
+            .cfg
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.max_connections)
+            .unwrap_or(self.0.cfg.max_connections_per_tenant);
+        let mut conns = self.0.connections.lock().expect("connections lock");
+        let n = conns.entry(tenant.to_string()).or_default();
+        if *n >= cap {
+            return Err(Denied {
+                status: 429,
+                code: "too_many_connections",
+                reason: format!("tenant {tenant} has {cap} connections open, its limit"),
+            });
+        }
+        *n += 1;
+        drop(conns);
+        self.0
+            .telemetry
+            .emit(Event::ConnectionOpened { endpoint, tenant });
+        Ok(Slot {
+            app: self.clone(),
+            tenant: tenant.to_string(),
+            endpoint,
+        })
+    }
+
+    /// Ends every open call (server shutdown): their records are produced, stored and
+    /// sent; feeds are told the call ended and then closed.
     pub fn end_all(&self, reason: EndReason) {
-        let calls: Vec<Arc<Mutex<Call>>> = self
+        let calls: Vec<(String, Arc<Mutex<Call>>)> = self
             .0
             .calls
             .lock()
             .expect("calls lock")
-            .values()
-            .cloned()
+            .iter()
+            .map(|(k, c)| (k.clone(), Arc::clone(c)))
             .collect();
-        for call in calls {
+        for (key, call) in calls {
             let mut c = call.lock().expect("call lock");
-            let Some(session) = c.session.as_mut() else {
-                continue;
-            };
-            let session_id = &session.call_id().to_string();
-            if session.is_ended() {
-                continue;
-            }
-            let outputs = session.feed(&Inbound::End(protocol::End { reason }));
-            for o in &outputs {
-                self.observe(session_id, o);
-                let line: Arc<str> = protocol::encode(o).into();
-                c.fan_out(&line);
+            let (tenant, call_id) = key.split_once('/').unwrap_or((DEFAULT_TENANT, &key));
+            self.end_call(&mut c, tenant, call_id, reason);
+            c.feeds.clear();
+        }
+    }
+
+    /// Ends one call unless it has ended; its outputs go to its platform queue and feeds.
+    fn end_call(&self, c: &mut Call, tenant: &str, call_id: &str, reason: EndReason) {
+        let outputs = match c.session.as_mut() {
+            Some(s) if !s.is_ended() => s.feed(&Inbound::End(protocol::End { reason })),
+            _ => return,
+        };
+        for o in &outputs {
+            self.observe(tenant, call_id, o);
+            let line: Arc<str> = protocol::encode(o).into();
+            c.fan_out(&line);
+            if let Some(p) = &c.platform {
+                let _ = p.try_send(Arc::clone(&line));
             }
         }
     }
 
     /// Counts an output, keeps records, and passes critical events to supervisors.
-    fn observe(&self, call_id: &str, o: &Outbound) {
+    fn observe(&self, tenant: &str, call_id: &str, o: &Outbound) {
         if is_critical(o) {
             let mut v = serde_json::to_value(o).expect("wire types serialise");
             v["call_id"] = serde_json::Value::String(call_id.to_string());
-            let _ = self.0.alerts.send(v.to_string().into());
+            let _ = self.0.alerts.send((tenant.into(), v.to_string().into()));
         }
-        let m = &self.0.metrics;
+        let t = &self.0.telemetry;
         match o {
-            Outbound::Nudge(n) => {
-                *m.nudges
-                    .lock()
-                    .expect("metrics lock")
-                    .entry(n.kind.as_str())
-                    .or_default() += 1;
-            }
-            Outbound::Boundary(_) => {
-                m.boundary.fetch_add(1, Ordering::Relaxed);
-            }
-            Outbound::Error(_) => {
-                m.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            Outbound::Nudge(n) => t.emit(Event::Nudge {
+                kind: n.kind.as_str(),
+            }),
+            Outbound::Boundary(b) => t.emit(Event::Boundary {
+                state: b.state.as_str(),
+            }),
+            Outbound::Error(e) => t.emit(Event::Error {
+                code: error_code(&e.code),
+            }),
             Outbound::Record(r) => {
+                t.emit(Event::CallEnded {
+                    tenant,
+                    call_id,
+                    reason: r.record.end_reason.as_str(),
+                });
                 // Records are kept under the call id of the URL, which names the call.
-                let key = format!("{DEFAULT_TENANT}/{call_id}");
                 self.0
                     .records
                     .lock()
                     .expect("records lock")
-                    .insert(key, r.record.clone());
+                    .insert(key(tenant, call_id), r.record.clone());
             }
             _ => {}
         }
+    }
+}
+
+/// Error codes as static strings for the metrics (unknown ones are counted as `other`).
+fn error_code(code: &str) -> &'static str {
+    match code {
+        "bad_message" => "bad_message",
+        "forbidden" => "forbidden",
+        "call_ended" => "call_ended",
+        _ => "other",
     }
 }
 
@@ -231,8 +411,10 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/v1/calls/{call_id}/stream", get(stream))
         .route("/v1/calls/{call_id}/nudges", get(nudges))
+        .route("/v1/calls/{call_id}/widget-token", post(widget_token))
         .route("/v1/calls/{call_id}/record", get(record))
         .route("/v1/supervisor/alerts", get(alerts))
+        .route("/v1/admin/reload", post(admin_reload))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -241,17 +423,35 @@ pub fn router(app: App) -> Router {
 }
 
 /// Serves on an already-bound listener until `shutdown` completes; then ends the open
-/// calls (their records are produced).
+/// calls (their records are produced and sent), closes every connection, and waits for
+/// them at most the configured shutdown deadline.
 pub async fn run(
     listener: TcpListener,
     app: App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = app.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(event = "shutdown_started");
+        // Every call's end is queued before any connection is told to close.
+        stopping.end_all(EndReason::Dropped);
+        stopping.0.shutdown.cancel();
+    };
     let result = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(signal)
         .await;
+    app.0.tasks.close();
+    if tokio::time::timeout(app.0.cfg.shutdown_deadline, app.0.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(event = "shutdown_deadline_passed", open = app.0.tasks.len());
+    }
+    // Calls that were waiting for their platform, or opened while stopping.
     app.end_all(EndReason::Dropped);
+    tracing::info!(event = "shutdown_finished");
     result
 }
 
@@ -261,15 +461,116 @@ struct StreamQuery {
     ack: bool,
 }
 
+fn check_call_id(call_id: &str) -> Result<(), Denied> {
+    if call_id.is_empty() || call_id.len() > MAX_CALL_ID {
+        return Err(Denied {
+            status: 400,
+            code: "bad_request",
+            reason: format!("call_id: 1 to {MAX_CALL_ID} bytes"),
+        });
+    }
+    Ok(())
+}
+
 async fn stream(
     ws: WebSocketUpgrade,
+    headers: HeaderMap,
     Path(call_id): Path<String>,
     Query(q): Query<StreamQuery>,
     State(app): State<App>,
 ) -> Response {
+    let admitted = check_call_id(&call_id)
+        .and_then(|()| app.0.auth.origin(&headers))
+        .and_then(|()| app.0.auth.platform(&headers))
+        .and_then(|tenant| app.slot(&tenant, Endpoint::Stream).map(|s| (tenant, s)));
+    let (tenant, slot) = match admitted {
+        Ok(t) => t,
+        Err(d) => return deny(&app, "stream", d),
+    };
+    let tasks = app.0.tasks.clone();
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| platform(socket, app, call_id, q.ack))
+        .protocols(auth::answer_protocols(&headers))
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                platform(socket, &app, &tenant, call_id, q.ack).await;
+                drop(slot);
+            })
+        })
+}
+
+/// Why a connection loop ended.
+enum Exit {
+    /// The peer closed or the socket failed.
+    Gone,
+    /// The server is shutting down.
+    Shutdown,
+    /// Nothing heard from the peer within the idle timeout.
+    Idle,
+    /// Ended by keel with this close frame already sent.
+    Closed,
+}
+
+/// Keeps a connection alive: a ping every interval; silence past the idle timeout ends it.
+struct Liveness {
+    ping: tokio::time::Interval,
+    heard: Instant,
+    idle: Duration,
+}
+
+impl Liveness {
+    fn new(app: &App) -> Liveness {
+        let every = app.0.cfg.ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Liveness {
+            ping,
+            heard: Instant::now(),
+            idle: app.0.cfg.idle_timeout,
+        }
+    }
+
+    /// Waits until the next ping is due.
+    async fn due(&mut self) {
+        self.ping.tick().await;
+    }
+
+    /// Pings the peer; false when it has been silent too long (or the socket failed).
+    async fn ping(&self, socket: &mut WebSocket) -> bool {
+        if self.heard.elapsed() >= self.idle {
+            return false;
+        }
+        socket
+            .send(Message::Ping(axum::body::Bytes::from_static(b"keel")))
+            .await
+            .is_ok()
+    }
+}
+
+/// How long keel waits for a peer to answer its close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes a connection with a code and reason, and waits (briefly) for the peer's
+/// answering close: dropping a socket with unread data would reset it, and the peer
+/// could lose the close frame and the messages before it.
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let sent = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    if sent.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn send(socket: &mut WebSocket, line: &str) -> bool {
@@ -279,24 +580,55 @@ async fn send(socket: &mut WebSocket, line: &str) -> bool {
         .is_ok()
 }
 
-async fn platform(mut socket: WebSocket, app: App, call_id: String, ack: bool) {
-    app.0.metrics.connections.fetch_add(1, Ordering::Relaxed);
-    let key = format!("{DEFAULT_TENANT}/{call_id}");
-    let call = app.call(&key);
+async fn platform(mut socket: WebSocket, app: &App, tenant: &str, call_id: String, ack: bool) {
+    if app.record_of(tenant, &call_id).is_some() {
+        // The call has ended: a reconnect must not start it over.
+        let err = Outbound::Error(protocol::ErrorMsg {
+            code: "call_ended".into(),
+            message: format!(
+                "call_id: call {call_id} has ended; its record is at /v1/calls/{call_id}/record"
+            ),
+            at_ms: None,
+        });
+        app.observe(tenant, &call_id, &err);
+        let _ = send(&mut socket, &protocol::encode(&err)).await;
+        close(&mut socket, 1008, "call ended").await;
+        return;
+    }
+    let call = app.call(&key(tenant, &call_id));
+    let (out_tx, mut out_rx) = mpsc::channel::<Arc<str>>(PLATFORM_QUEUE);
     let (hello, generation) = {
         let mut c = call.lock().expect("call lock");
         c.generation += 1;
+        c.platform = Some(out_tx);
         let state = if c.session.is_some() {
             SessionState::Resumed
         } else {
             SessionState::New
         };
-        if c.session.is_none() {
-            let session = Session::new(Arc::clone(&app.0.lexicon), app.0.policy.clone(), &call_id);
-            // Feeds that waited for the call get their snapshot now.
-            let snap: Arc<str> = protocol::encode(&Outbound::Snapshot(session.snapshot())).into();
-            c.session = Some(session);
-            c.fan_out(&snap);
+        match &c.session {
+            Some(_) => app.0.telemetry.emit(Event::CallResumed {
+                tenant,
+                call_id: &call_id,
+                last_seq: c.last_seq,
+            }),
+            None => {
+                let lex = app.lexicon();
+                app.0.telemetry.emit(Event::CallStarted {
+                    tenant,
+                    call_id: &call_id,
+                    lexicon: &lex.version,
+                });
+                let mut session = Session::new(lex, app.0.policy.clone(), &call_id);
+                if app.0.auth.enabled() {
+                    session.set_tenant(tenant);
+                }
+                // Feeds that waited for the call get their snapshot now.
+                let snap: Arc<str> =
+                    protocol::encode(&Outbound::Snapshot(session.snapshot())).into();
+                c.session = Some(session);
+                c.fan_out(&snap);
+            }
         }
         let hello = Outbound::Session(protocol::Session {
             call_id: call_id.clone(),
@@ -305,103 +637,184 @@ async fn platform(mut socket: WebSocket, app: App, call_id: String, ack: bool) {
         });
         (hello, c.generation)
     };
-    serve_platform(&mut socket, &app, &call, &call_id, hello, ack).await;
+    let exit = serve_platform(
+        &mut socket,
+        app,
+        &call,
+        tenant,
+        &call_id,
+        hello,
+        ack,
+        &mut out_rx,
+    )
+    .await;
+    {
+        let mut c = call.lock().expect("call lock");
+        if c.generation == generation {
+            c.platform = None;
+        }
+    }
+    match exit {
+        Exit::Shutdown => {
+            // The call's end was queued before the shutdown signal: send it, then close.
+            while let Ok(line) = out_rx.try_recv() {
+                if !send(&mut socket, &line).await {
+                    break;
+                }
+            }
+            close(&mut socket, 1001, "server shutting down").await;
+            return;
+        }
+        Exit::Idle => close(&mut socket, 1001, "idle timeout").await,
+        Exit::Gone | Exit::Closed => {}
+    }
     // The connection is gone. Unless the call ended, it waits for its platform to come
     // back; after the grace period it ends as dropped and its record is produced.
-    let grace = app.0.grace;
-    let ended = call
-        .lock()
-        .expect("call lock")
-        .session
-        .as_ref()
-        .is_none_or(|s| s.is_ended());
-    if !ended {
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            let mut c = call.lock().expect("call lock");
-            if c.generation != generation {
-                return;
-            }
-            let outputs = match c.session.as_mut() {
-                Some(s) if !s.is_ended() => s.feed(&Inbound::End(protocol::End {
-                    reason: EndReason::Dropped,
-                })),
-                _ => return,
-            };
-            for o in &outputs {
-                app.observe(&call_id, o);
-                let line: Arc<str> = protocol::encode(o).into();
-                c.fan_out(&line);
-            }
-        });
+    let grace = app.0.cfg.grace_period;
+    if call.lock().expect("call lock").ended() {
+        app.forget(tenant, &call_id, &call);
+        return;
     }
+    let app = app.clone();
+    let tenant = tenant.to_string();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            // Shutdown ends every call itself.
+            _ = app.0.shutdown.cancelled() => return,
+        }
+        let mut c = call.lock().expect("call lock");
+        if c.generation != generation {
+            return;
+        }
+        app.end_call(&mut c, &tenant, &call_id, EndReason::Dropped);
+        c.feeds.clear();
+        drop(c);
+        app.forget(&tenant, &call_id, &call);
+    });
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_platform(
     socket: &mut WebSocket,
     app: &App,
     call: &Arc<Mutex<Call>>,
+    tenant: &str,
     call_id: &str,
     hello: Outbound,
     ack: bool,
-) {
+    out_rx: &mut mpsc::Receiver<Arc<str>>,
+) -> Exit {
     if !send(socket, &protocol::encode(&hello)).await {
-        return;
+        return Exit::Gone;
     }
-    while let Some(received) = socket.recv().await {
-        let msg = match received {
-            Ok(m) => m,
-            Err(e) => {
-                close_on_error(socket, e).await;
-                return;
+    let mut live = Liveness::new(app);
+    loop {
+        let received = tokio::select! {
+            biased;
+            _ = app.0.shutdown.cancelled() => return Exit::Shutdown,
+            r = socket.recv() => r,
+            // Messages queued by keel itself (none in normal running).
+            Some(line) = out_rx.recv() => {
+                if !send(socket, &line).await {
+                    return Exit::Gone;
+                }
+                continue;
+            }
+            _ = live.due() => {
+                if live.ping(socket).await { continue } else { return Exit::Idle }
             }
         };
+        let msg = match received {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                if close_on_error(socket, e).await {
+                    app.0.telemetry.emit(Event::Error { code: "too_big" });
+                    return Exit::Closed;
+                }
+                return Exit::Gone;
+            }
+            None => return Exit::Gone,
+        };
+        live.heard = Instant::now();
         let text = match msg {
             Message::Text(t) => t,
-            Message::Close(_) => break,
+            Message::Close(_) => return Exit::Gone,
             _ => continue,
         };
         let mut replies: Vec<String> = Vec::new();
+        let mut refuse = false;
         match protocol::decode_inbound(&text) {
             Err(e) => {
                 let err = e.to_message(None);
-                app.observe(call_id, &err);
+                app.observe(tenant, call_id, &err);
                 replies.push(protocol::encode(&err));
             }
-            Ok(msg) => {
-                let seq = match &msg {
-                    Inbound::Transcript(t) => {
-                        app.0
-                            .metrics
-                            .segments
-                            .fetch_add(t.is_final as u64, Ordering::Relaxed);
-                        t.seq
+            Ok(mut msg) => {
+                if let Inbound::Start(s) = &mut msg {
+                    if app.0.auth.enabled() {
+                        match &s.tenant {
+                            Some(t) if t != tenant => {
+                                let err = Outbound::Error(protocol::ErrorMsg {
+                                    code: "forbidden".into(),
+                                    message: format!(
+                                        "start.tenant: this connection's API key belongs to tenant {tenant}, not {t}"
+                                    ),
+                                    at_ms: None,
+                                });
+                                app.observe(tenant, call_id, &err);
+                                replies.push(protocol::encode(&err));
+                                refuse = true;
+                            }
+                            Some(_) => {}
+                            None => s.tenant = Some(tenant.to_string()),
+                        }
                     }
-                    _ => None,
-                };
-                let mut c = call.lock().expect("call lock");
-                let Call { session, .. } = &mut *c;
-                let started = std::time::Instant::now();
-                let outputs = session.as_mut().map(|s| s.feed(&msg)).unwrap_or_default();
-                app.0.metrics.latency(started.elapsed());
-                if let Some(seq) = seq {
-                    c.last_seq = c.last_seq.max(seq);
                 }
-                for o in &outputs {
-                    app.observe(call_id, o);
-                    let line: Arc<str> = protocol::encode(o).into();
-                    c.fan_out(&line);
-                    replies.push(line.to_string());
-                }
-                if let (true, Some(seq)) = (ack, seq) {
-                    replies.push(protocol::encode(&Outbound::Ack(protocol::Ack { seq })));
+                if !refuse {
+                    let seq = match &msg {
+                        Inbound::Transcript(t) => {
+                            if t.is_final {
+                                app.0.telemetry.emit(Event::Segment);
+                            }
+                            t.seq
+                        }
+                        _ => None,
+                    };
+                    let mut c = call.lock().expect("call lock");
+                    let Call { session, .. } = &mut *c;
+                    let started = Instant::now();
+                    let outputs = session.as_mut().map(|s| s.feed(&msg)).unwrap_or_default();
+                    app.0.telemetry.emit(Event::Processed {
+                        took: started.elapsed(),
+                    });
+                    if let Some(seq) = seq {
+                        c.last_seq = c.last_seq.max(seq);
+                    }
+                    for o in &outputs {
+                        app.observe(tenant, call_id, o);
+                        let line: Arc<str> = protocol::encode(o).into();
+                        c.fan_out(&line);
+                        replies.push(line.to_string());
+                    }
+                    if c.ended() {
+                        // The call is over: its feeds close once they have its record.
+                        c.feeds.clear();
+                    }
+                    if let (true, Some(seq)) = (ack, seq) {
+                        replies.push(protocol::encode(&Outbound::Ack(protocol::Ack { seq })));
+                    }
                 }
             }
         }
         for r in replies {
             if !send(socket, &r).await {
-                return;
+                return Exit::Gone;
             }
+        }
+        if refuse {
+            close(socket, 1008, "wrong tenant").await;
+            return Exit::Closed;
         }
     }
 }
@@ -419,40 +832,72 @@ fn is_critical(o: &Outbound) -> bool {
     }
 }
 
-async fn alerts(ws: WebSocketUpgrade, State(app): State<App>) -> Response {
+async fn alerts(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
+    let admitted = app
+        .0
+        .auth
+        .origin(&headers)
+        .and_then(|()| app.0.auth.supervisor(&headers, auth::now_secs()))
+        .and_then(|tenant| app.slot(&tenant, Endpoint::Alerts).map(|s| (tenant, s)));
+    let (tenant, slot) = match admitted {
+        Ok(t) => t,
+        Err(d) => return deny(&app, "alerts", d),
+    };
+    let tasks = app.0.tasks.clone();
     ws.max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| supervisor(socket, app))
+        .protocols(auth::answer_protocols(&headers))
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                supervisor(socket, &app, &tenant).await;
+                drop(slot);
+            })
+        })
 }
 
-/// The supervisor feed: every critical event, each naming its call (`call_id`).
-async fn supervisor(mut socket: WebSocket, app: App) {
-    app.0.metrics.connections.fetch_add(1, Ordering::Relaxed);
+/// The supervisor feed: the tenant's critical events, each naming its call (`call_id`).
+async fn supervisor(mut socket: WebSocket, app: &App, tenant: &str) {
     let mut rx = app.0.alerts.subscribe();
+    let mut live = Liveness::new(app);
     loop {
         tokio::select! {
+            _ = app.0.shutdown.cancelled() => {
+                // Alerts of the calls ended by the shutdown are already queued.
+                while let Ok((t, line)) = rx.try_recv() {
+                    if &*t == tenant && !send(&mut socket, &line).await {
+                        return;
+                    }
+                }
+                close(&mut socket, 1001, "server shutting down").await;
+                return;
+            }
             alert = rx.recv() => match alert {
-                Ok(line) => {
-                    if socket.send(Message::Text(line.to_string().into())).await.is_err() {
+                Ok((t, line)) => {
+                    if &*t == tenant && !send(&mut socket, &line).await {
                         return;
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let frame = CloseFrame { code: 1008, reason: "feed too slow: disconnected".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    app.0.telemetry.emit(Event::Error { code: "slow_consumer" });
+                    close(&mut socket, 1008, "feed too slow: disconnected").await;
                     return;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                _ => {}
+                Some(Ok(_)) => live.heard = Instant::now(),
+            },
+            _ = live.due() => if !live.ping(&mut socket).await {
+                close(&mut socket, 1001, "idle timeout").await;
+                return;
             },
         }
     }
 }
 
-/// An oversize message closes the connection with 1009; other errors just end it.
-async fn close_on_error(socket: &mut WebSocket, e: axum::Error) {
+/// An oversize message closes the connection with 1009 (returns true); other errors just
+/// end it.
+async fn close_on_error(socket: &mut WebSocket, e: axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
     let inner = e.into_inner();
     let too_big = matches!(
@@ -460,141 +905,264 @@ async fn close_on_error(socket: &mut WebSocket, e: axum::Error) {
         Some(WsError::Capacity(CapacityError::MessageTooLong { .. }))
     );
     if too_big {
-        let frame = CloseFrame {
-            code: 1009,
-            reason: "message too big: 64 KiB at most".into(),
-        };
-        let _ = socket.send(Message::Close(Some(frame))).await;
+        close(socket, 1009, "message too big: 64 KiB at most").await;
     }
+    too_big
 }
 
 async fn nudges(
     ws: WebSocketUpgrade,
+    headers: HeaderMap,
     Path(call_id): Path<String>,
     State(app): State<App>,
 ) -> Response {
+    let admitted = check_call_id(&call_id)
+        .and_then(|()| app.0.auth.origin(&headers))
+        .and_then(|()| app.0.auth.feed(&headers, &call_id, auth::now_secs()))
+        .and_then(|tenant| app.slot(&tenant, Endpoint::Nudges).map(|s| (tenant, s)));
+    let (tenant, slot) = match admitted {
+        Ok(t) => t,
+        Err(d) => return deny(&app, "nudges", d),
+    };
+    let tasks = app.0.tasks.clone();
     ws.max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| feed(socket, app, call_id))
+        .protocols(auth::answer_protocols(&headers))
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                feed(socket, &app, &tenant, &call_id).await;
+                drop(slot);
+            })
+        })
 }
 
-async fn feed(mut socket: WebSocket, app: App, call_id: String) {
-    app.0.metrics.connections.fetch_add(1, Ordering::Relaxed);
+async fn feed(socket: WebSocket, app: &App, tenant: &str, call_id: &str) {
+    let call = feed_inner(socket, app, tenant, call_id).await;
+    if let Some(call) = call {
+        // A feed that waited for a call that never came leaves nothing behind.
+        call.lock()
+            .expect("call lock")
+            .feeds
+            .retain(|f| !f.tx.is_closed());
+        app.forget(tenant, call_id, &call);
+    }
+}
+
+async fn feed_inner(
+    mut socket: WebSocket,
+    app: &App,
+    tenant: &str,
+    call_id: &str,
+) -> Option<Arc<Mutex<Call>>> {
+    let ended = app
+        .0
+        .final_snapshots
+        .lock()
+        .expect("records lock")
+        .get(&key(tenant, call_id))
+        .cloned();
+    if let Some(snap) = ended {
+        // The call has ended: its last snapshot, and the feed closes.
+        if send(&mut socket, &snap).await {
+            close(&mut socket, 1000, "call ended").await;
+        }
+        return None;
+    }
     let (tx, mut rx) = mpsc::channel::<Arc<str>>(FEED_QUEUE);
     let slow = Arc::new(AtomicBool::new(false));
-    let call = app.call(&format!("{DEFAULT_TENANT}/{call_id}"));
+    let call = app.call(&key(tenant, call_id));
     {
         let mut c = call.lock().expect("call lock");
         if let Some(s) = &c.session {
             let snap: Arc<str> = protocol::encode(&Outbound::Snapshot(s.snapshot())).into();
             let _ = tx.try_send(snap);
         }
-        c.feeds.push(Feed {
-            tx,
-            slow: Arc::clone(&slow),
-        });
+        // A feed of an ended call gets the snapshot and closes.
+        if !c.ended() {
+            c.feeds.push(Feed {
+                tx,
+                slow: Arc::clone(&slow),
+            });
+        }
     }
+    let mut live = Liveness::new(app);
+    let mut stopping = false;
     loop {
         tokio::select! {
+            biased;
             line = rx.recv() => match line {
                 Some(line) => {
-                    if socket.send(Message::Text(line.to_string().into())).await.is_err() {
-                        return;
+                    if !send(&mut socket, &line).await {
+                        return Some(call);
                     }
                 }
                 None => break,
             },
+            // At shutdown the call's end is already queued: send it, then close.
+            _ = app.0.shutdown.cancelled() => {
+                while let Ok(line) = rx.try_recv() {
+                    if !send(&mut socket, &line).await {
+                        return Some(call);
+                    }
+                }
+                stopping = true;
+                break;
+            }
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                _ => {}
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Some(call),
+                Some(Ok(_)) => live.heard = Instant::now(),
+            },
+            _ = live.due() => if !live.ping(&mut socket).await {
+                close(&mut socket, 1001, "idle timeout").await;
+                return Some(call);
             },
         }
     }
     if slow.load(Ordering::Relaxed) {
-        let frame = CloseFrame {
-            code: 1008,
-            reason: "feed too slow: disconnected".into(),
-        };
-        let _ = socket.send(Message::Close(Some(frame))).await;
+        app.0.telemetry.emit(Event::Error {
+            code: "slow_consumer",
+        });
+        close(&mut socket, 1008, "feed too slow: disconnected").await;
+    } else if stopping || app.0.shutdown.is_cancelled() {
+        close(&mut socket, 1001, "server shutting down").await;
+    } else {
+        close(&mut socket, 1000, "call ended").await;
     }
+    Some(call)
 }
 
-async fn record(Path(call_id): Path<String>, State(app): State<App>) -> Response {
-    let key = format!("{DEFAULT_TENANT}/{call_id}");
-    match app.0.records.lock().expect("records lock").get(&key) {
+#[derive(Deserialize)]
+struct TokenQuery {
+    ttl: Option<String>,
+}
+
+async fn widget_token(
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+    Query(q): Query<TokenQuery>,
+    State(app): State<App>,
+) -> Response {
+    let tenant = match check_call_id(&call_id).and_then(|()| app.0.auth.platform(&headers)) {
+        Ok(t) => t,
+        Err(d) => return deny(&app, "widget-token", d),
+    };
+    let cfg = &app.0.cfg;
+    let ttl = match q.ttl.as_deref().map(humantime::parse_duration) {
+        None => cfg.token_ttl,
+        Some(Ok(d)) if !d.is_zero() && d <= cfg.token_max_ttl => d,
+        Some(Ok(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "ttl: more than zero and at most {} (server.token_max_ttl)\n",
+                    humantime::format_duration(cfg.token_max_ttl)
+                ),
+            )
+                .into_response()
+        }
+        Some(Err(e)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("ttl: {e} (write e.g. 10m, 900s)\n"),
+            )
+                .into_response()
+        }
+    };
+    let now = auth::now_secs();
+    let token = auth::mint(
+        app.0.auth.secret(),
+        &tenant,
+        &Scope::Call(call_id.clone()),
+        ttl,
+        now,
+    );
+    let body = serde_json::json!({
+        "token": token,
+        "protocol": format!("{}{token}", auth::TOKEN_PROTOCOL_PREFIX),
+        "tenant": tenant,
+        "call_id": call_id,
+        "expires_at": now + ttl.as_secs().max(1),
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn record(
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+    State(app): State<App>,
+) -> Response {
+    let tenant = match app.0.auth.platform(&headers) {
+        Ok(t) => t,
+        Err(d) => return deny(&app, "record", d),
+    };
+    match app.record_of(&tenant, &call_id) {
         Some(r) => (
             [(header::CONTENT_TYPE, "application/json")],
-            protocol::encode(r),
+            protocol::encode(&r),
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no record: the call has not ended\n").into_response(),
     }
 }
 
+async fn admin_reload(headers: HeaderMap, State(app): State<App>) -> Response {
+    if let Err(d) = app.0.auth.admin(&headers) {
+        return deny(&app, "admin", d);
+    }
+    match app.reload().await {
+        Ok(version) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "lexicon_version": version }).to_string(),
+        )
+            .into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({
+                "error": "lexicon set refused; the running set is kept",
+                "details": errors,
+                "lexicon_version": app.lexicon().version,
+            })
+            .to_string(),
+        )
+            .into_response(),
+    }
+}
+
 async fn ready(State(app): State<App>) -> Response {
-    format!("ready: lexicon {}\n", app.0.lexicon.version).into_response()
+    if app.0.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    format!("ready: lexicon {}\n", app.lexicon().version).into_response()
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let m = &app.0.metrics;
-    let active = app
+    let calls: Vec<Arc<Mutex<Call>>> = app
         .0
         .calls
         .lock()
         .expect("calls lock")
         .values()
+        .cloned()
+        .collect();
+    let active = calls
+        .iter()
         .filter(|c| {
-            c.lock()
-                .expect("call lock")
-                .session
-                .as_ref()
-                .is_some_and(|s| !s.is_ended())
+            let c = c.lock().expect("call lock");
+            c.session.is_some() && !c.ended()
         })
         .count();
-    let mut s = String::new();
-    s.push_str("# TYPE keel_connections_total counter\n");
-    s.push_str(&format!(
-        "keel_connections_total {}\n",
-        m.connections.load(Ordering::Relaxed)
-    ));
-    s.push_str("# TYPE keel_active_calls gauge\n");
-    s.push_str(&format!("keel_active_calls {active}\n"));
-    s.push_str("# TYPE keel_segments_total counter\n");
-    s.push_str(&format!(
-        "keel_segments_total {}\n",
-        m.segments.load(Ordering::Relaxed)
-    ));
-    s.push_str("# TYPE keel_boundary_transitions_total counter\n");
-    s.push_str(&format!(
-        "keel_boundary_transitions_total {}\n",
-        m.boundary.load(Ordering::Relaxed)
-    ));
-    s.push_str("# TYPE keel_errors_total counter\n");
-    s.push_str(&format!(
-        "keel_errors_total{{code=\"bad_message\"}} {}\n",
-        m.errors.load(Ordering::Relaxed)
-    ));
-    s.push_str("# TYPE keel_processing_seconds histogram\n");
-    let mut cumulative = 0;
-    for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-        cumulative += m.latency[i].load(Ordering::Relaxed);
-        s.push_str(&format!(
-            "keel_processing_seconds_bucket{{le=\"{bound}\"}} {cumulative}\n"
-        ));
-    }
-    cumulative += m.latency[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
-    s.push_str(&format!(
-        "keel_processing_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n"
-    ));
-    s.push_str(&format!(
-        "keel_processing_seconds_sum {}\n",
-        m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-    ));
-    s.push_str(&format!("keel_processing_seconds_count {cumulative}\n"));
-    s.push_str("# TYPE keel_nudges_total counter\n");
-    for (kind, n) in m.nudges.lock().expect("metrics lock").iter() {
-        s.push_str(&format!("keel_nudges_total{{kind=\"{kind}\"}} {n}\n"));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.0.telemetry.render(active),
+    )
+        .into_response()
 }
 
 async fn widget() -> Response {

@@ -167,45 +167,121 @@ fn serve_refuses_a_non_loopback_address_without_authentication() {
     assert!(err.contains("0.0.0.0") && err.contains("loopback"), "{err}");
 }
 
+/// A `keel serve` process, stopped (SIGTERM) when dropped, even by a failing test.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    /// Standard error after the listening line, read by a thread.
+    logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Served {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .arg("serve")
+            .args(args)
+            .envs(envs.iter().copied())
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start keel serve");
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut addr = None;
+        let mut seen = String::new();
+        for _ in 0..20 {
+            let mut line = String::new();
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            seen.push_str(&line);
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                addr = rest.split_whitespace().next().map(str::to_string);
+                break;
+            }
+        }
+        let (tx, logs) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("keel serve did not start: {seen}");
+        };
+        Served { child, addr, logs }
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Stops the server with SIGTERM; returns whether it exited cleanly.
+    fn stop(mut self) -> bool {
+        self.signal("-TERM");
+
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Waits for a log line containing `needle`.
+    fn log_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.logs.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {needle:?}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keel_env(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .output()
+        .expect("run keel");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn serve_and_replay_to_drive_a_call_end_to_end() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let data = temp_dir("serve-data");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start keel serve");
-    let mut err = BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
-
+    let server = Served::start(
+        &["--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()],
+        &[],
+    );
     let files = fixtures();
     let f = files[0].to_str().unwrap();
     let (code, out, e) = keel(&[
         "replay",
         "--to",
-        &format!("ws://{addr}"),
+        &format!("ws://{}", server.addr),
         "--speed",
         "max",
         f,
     ]);
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    let status = server.wait().unwrap();
     assert_eq!(code, 0, "{e}");
     let mut lines = out.lines();
     assert!(lines.next().unwrap().contains("\"type\":\"session\""));
@@ -215,8 +291,106 @@ fn serve_and_replay_to_drive_a_call_end_to_end() {
         offline,
         "live over the network equals offline"
     );
-    assert!(
-        status.success(),
-        "SIGTERM shuts the server down cleanly: {status:?}"
+    assert!(server.stop(), "SIGTERM shuts the server down cleanly");
+}
+
+#[test]
+fn keys_tokens_reload_and_json_logs_from_the_command_line() {
+    // `keel key` makes a key and the configuration line holding its hash.
+    let (code, out, err) = keel(&["key", "--tenant", "demo"]);
+    assert_eq!(code, 0, "{err}");
+    let key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("kk_"))
+        .expect("a key")
+        .to_string();
+    let config_lines: String = out
+        .lines()
+        .skip_while(|l| !l.contains("Configuration"))
+        .skip(1)
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    assert!(!config_lines.contains(&key), "only the hash is configured");
+    let dir = temp_dir("serve-auth");
+    let config = dir.join("keel.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlog_format = \"json\"\n\n{config_lines}"),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let data_s = data.to_str().unwrap();
+    let config_s = config.to_str().unwrap();
+
+    let server = Served::start(
+        &[
+            "--config",
+            config_s,
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data_s,
+        ],
+        &[],
     );
+    let url = format!("ws://{}", server.addr);
+    let files = fixtures();
+    let f = files[0].to_str().unwrap();
+    let (code, _, e) = keel(&["replay", "--to", &url, f]);
+    assert_eq!(code, 1, "no key: refused");
+    assert!(e.contains("401"), "{e}");
+    let (code, out, e) = keel_env(&["replay", "--to", &url, f], &[("KEEL_API_KEY", &key)]);
+    assert_eq!(code, 0, "{e}");
+    assert!(out.contains("\"type\":\"record\""), "{out}");
+    assert!(out.contains("\"tenant\":\"demo\""), "{out}");
+    // JSON logs name their events and never carry transcript text or the key.
+    let started = server.log_line("call_started");
+    let v: serde_json::Value = serde_json::from_str(&started).expect("a JSON log line");
+    assert_eq!(v["event"], "call_started");
+    assert_eq!(v["tenant"], "demo");
+
+    // `keel token` signs with the server's secret (kept in its data folder).
+    let (code, token, err) = keel(&[
+        "token", "--tenant", "demo", "--call", "c-cli", "--ttl", "5m", "--config", config_s,
+        "--data", data_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let token = token.trim().to_string();
+    let secret = std::fs::read_to_string(data.join("token-secret")).unwrap();
+    let claims = keel::server::auth::verify(
+        secret.trim().as_bytes(),
+        &token,
+        keel::server::auth::now_secs(),
+    )
+    .expect("the server's secret verifies the token");
+    assert_eq!(claims.tenant, "demo");
+    let (code, _, err) = keel(&[
+        "token", "--tenant", "globex", "--call", "c-cli", "--config", config_s, "--data", data_s,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--tenant globex"), "{err}");
+    let addr = server.addr.clone();
+    let opened = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut r = format!("ws://{addr}/v1/calls/c-cli/nudges")
+                .into_client_request()
+                .unwrap();
+            r.headers_mut().insert(
+                "sec-websocket-protocol",
+                format!("keel.v1, keel.token.{token}").parse().unwrap(),
+            );
+            tokio_tungstenite::connect_async(r).await.is_ok()
+        });
+    assert!(opened, "the minted token opens the call's feed");
+
+    // SIGHUP reloads the lexicon set.
+    server.signal("-HUP");
+    let reloaded = server.log_line("lexicon_reloaded");
+    assert!(reloaded.contains("version"), "{reloaded}");
+    for l in server.logs.try_iter() {
+        assert!(!l.contains(&key), "a log line carries the key: {l}");
+    }
+    assert!(server.stop(), "SIGTERM shuts the server down cleanly");
 }

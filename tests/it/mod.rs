@@ -6,4 +6,5 @@ mod matcher_table;
 mod protocol_roundtrip;
 mod redaction;
 mod server;
+mod server_auth;
 mod support;

@@ -16,7 +16,7 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 use super::support::{fixtures, product_lexicon};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn start() -> (
     SocketAddr,
@@ -37,7 +37,7 @@ async fn start() -> (
     (addr, tx, handle)
 }
 
-async fn next_text(ws: &mut Ws) -> String {
+pub async fn next_text(ws: &mut Ws) -> String {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
             .await
@@ -131,7 +131,7 @@ async fn live_output_equals_the_offline_replay_for_every_fixture() {
 }
 
 /// A tiny HTTP/1.1 GET over a raw socket (no client library needed for two endpoints).
-async fn reqwest_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub async fn reqwest_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(
@@ -279,11 +279,11 @@ async fn a_dropped_platform_connection_resumes_without_double_counting() {
 async fn a_call_whose_platform_never_returns_ends_as_dropped() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = App::with_grace(
-        product_lexicon(),
-        Policy::default(),
-        Duration::from_millis(300),
-    );
+    let cfg = keel::server::ServerConfig {
+        grace_period: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let app = App::with_config(product_lexicon(), None, Policy::default(), cfg, vec![7; 32]);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server_app = app.clone();
     let handle = tokio::spawn(async move {
