@@ -26,6 +26,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod store;
 pub mod telemetry;
 
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ use crate::protocol::{self, CallRecord, EndReason, Inbound, Outbound, SessionSta
 pub use auth::DEFAULT_TENANT;
 use auth::{Auth, Denied, Scope};
 pub use config::ServerConfig;
+use store::{MemoryStore, RecordStore};
 use telemetry::{Endpoint, Event, Telemetry};
 
 /// Largest websocket message and frame keel accepts (bytes).
@@ -114,7 +116,7 @@ struct Inner {
     calls: Mutex<HashMap<String, Arc<Mutex<Call>>>>,
     /// Critical events of every call (tenant, line), for the supervisor feeds.
     alerts: tokio::sync::broadcast::Sender<(Arc<str>, Arc<str>)>,
-    records: Mutex<HashMap<String, CallRecord>>,
+    records: Arc<dyn RecordStore>,
     /// The last snapshot of each ended call, for a widget that opens its feed late.
     final_snapshots: Mutex<HashMap<String, Arc<str>>>,
     telemetry: Telemetry,
@@ -187,6 +189,25 @@ impl App {
         cfg: ServerConfig,
         secret: Vec<u8>,
     ) -> App {
+        App::with_store(
+            lexicon,
+            lexicon_dir,
+            policy,
+            cfg,
+            secret,
+            Arc::new(MemoryStore::default()),
+        )
+    }
+
+    /// As [`App::with_config`], with records going to `records`.
+    pub fn with_store(
+        lexicon: Arc<Lexicon>,
+        lexicon_dir: Option<PathBuf>,
+        policy: Policy,
+        cfg: ServerConfig,
+        secret: Vec<u8>,
+        records: Arc<dyn RecordStore>,
+    ) -> App {
         App(Arc::new(Inner {
             lexicon: RwLock::new(lexicon),
             lexicon_dir,
@@ -195,7 +216,7 @@ impl App {
             cfg,
             calls: Mutex::new(HashMap::new()),
             alerts: tokio::sync::broadcast::channel(ALERT_QUEUE).0,
-            records: Mutex::new(HashMap::new()),
+            records,
             final_snapshots: Mutex::new(HashMap::new()),
             telemetry: Telemetry::default(),
             connections: Mutex::new(HashMap::new()),
@@ -216,12 +237,13 @@ impl App {
 
     /// The record of a tenant's ended call.
     pub fn record_of(&self, tenant: &str, call_id: &str) -> Option<CallRecord> {
-        self.0
-            .records
-            .lock()
-            .expect("records lock")
-            .get(&key(tenant, call_id))
-            .cloned()
+        match self.0.records.get(tenant, call_id) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(event = "record_store_failed", tenant, call_id, error = %e);
+                None
+            }
+        }
     }
 
     /// Mints a widget token for one call of a tenant, valid for `ttl`.
@@ -385,11 +407,12 @@ impl App {
                     reason: r.record.end_reason.as_str(),
                 });
                 // Records are kept under the call id of the URL, which names the call.
-                self.0
-                    .records
-                    .lock()
-                    .expect("records lock")
-                    .insert(key(tenant, call_id), r.record.clone());
+                if let Err(e) = self.0.records.put(tenant, call_id, &r.record) {
+                    t.emit(Event::Error {
+                        code: "record_store",
+                    });
+                    tracing::error!(event = "record_store_failed", tenant, call_id, error = %e);
+                }
             }
             _ => {}
         }
@@ -845,6 +868,7 @@ async fn alerts(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>
     };
     let tasks = app.0.tasks.clone();
     ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .protocols(auth::answer_protocols(&headers))
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
@@ -926,6 +950,7 @@ async fn nudges(
     };
     let tasks = app.0.tasks.clone();
     ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .protocols(auth::answer_protocols(&headers))
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
@@ -1101,13 +1126,21 @@ async fn record(
         Ok(t) => t,
         Err(d) => return deny(&app, "record", d),
     };
-    match app.record_of(&tenant, &call_id) {
-        Some(r) => (
+    match app.0.records.get(&tenant, &call_id) {
+        Err(e) => {
+            tracing::error!(event = "record_store_failed", tenant, call_id, error = %e);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the record store failed; try again\n",
+            )
+                .into_response()
+        }
+        Ok(Some(r)) => (
             [(header::CONTENT_TYPE, "application/json")],
             protocol::encode(&r),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "no record: the call has not ended\n").into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no record: the call has not ended\n").into_response(),
     }
 }
 

@@ -657,3 +657,91 @@ async fn shutdown_sends_open_calls_their_records_and_closes() {
         .unwrap();
     assert!(app.record_of("acme", "c-open").is_some());
 }
+
+/// A store that remembers what it was given, and can be made to fail.
+#[derive(Default)]
+struct Recording {
+    puts: std::sync::Mutex<Vec<(String, String)>>,
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl keel::server::store::RecordStore for Recording {
+    fn put(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        _record: &keel::protocol::CallRecord,
+    ) -> Result<(), keel::server::store::StoreError> {
+        if self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(keel::server::store::StoreError("disk full".into()));
+        }
+        self.puts
+            .lock()
+            .unwrap()
+            .push((tenant.to_string(), call_id.to_string()));
+        Ok(())
+    }
+
+    fn get(
+        &self,
+        _tenant: &str,
+        _call_id: &str,
+    ) -> Result<Option<keel::protocol::CallRecord>, keel::server::store::StoreError> {
+        Err(keel::server::store::StoreError("disk full".into()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_go_to_the_store_and_a_failing_store_loses_no_call() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let store = std::sync::Arc::new(Recording::default());
+    let app = App::with_store(
+        product_lexicon(),
+        None,
+        Policy::default(),
+        config(),
+        SECRET.to_vec(),
+        store.clone(),
+    );
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        keel::server::run(listener, app, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let key = bearer(ACME_KEY);
+    let h = [("authorization", key.as_str())];
+    for (call, broken) in [("c-kept", false), ("c-failed", true)] {
+        store
+            .broken
+            .store(broken, std::sync::atomic::Ordering::Relaxed);
+        let mut ws = open(addr, &format!("/v1/calls/{call}/stream"), &h)
+            .await
+            .unwrap();
+        next_text(&mut ws).await;
+        send(&mut ws, ANGRY).await;
+        send(&mut ws, r#"{"type":"end","reason":"completed"}"#).await;
+        // The platform gets the record whether or not the store kept it.
+        let record = until(&mut ws, "{\"type\":\"record\"").await;
+        assert!(
+            record.contains(&format!("\"call_id\":\"{call}\"")),
+            "{record}"
+        );
+    }
+    assert_eq!(
+        *store.puts.lock().unwrap(),
+        vec![("acme".to_string(), "c-kept".to_string())]
+    );
+    let (code, _) = http(addr, "GET", "/v1/calls/c-kept/record", &h).await;
+    assert_eq!(code, 503, "a store that cannot read answers 503, not 404");
+    let (_, metrics) = http(addr, "GET", "/metrics", &[]).await;
+    assert!(
+        metrics.contains("keel_errors_total{code=\"record_store\"} 1"),
+        "{metrics}"
+    );
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
