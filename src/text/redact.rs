@@ -4,9 +4,14 @@
 //! - A Luhn-valid run of 13–19 digits becomes `[PAN]`. Digits may be grouped with
 //!   spaces, dashes, commas or dots, and may be spoken as words ("four one one one",
 //!   "oh", "double four", "triple one"), as speech engines print them.
-//! - In a partial, a run of 12–19 digits that reaches the end of the hypothesis is
-//!   redacted as `[PAN]` even before it is complete: the next word may complete a card
-//!   number, and a partial must never carry one.
+//! - A run of digits that reaches the end of a text and could be the start of a card
+//!   number is redacted as `[PAN]` even before it is complete — 12–19 digits at the end
+//!   of a partial hypothesis, 12–15 at the end of a final segment: the next word, or the
+//!   speaker's next segment, may complete it.
+//! - A card number read across two segments of the same speaker is recognised as one:
+//!   the digits that ended the speaker's last final segment are carried
+//!   ([`RedactState`]), and the digits that open the next segment are redacted when the
+//!   two together hold a Luhn-valid 13–19 digit run.
 //! - After a request for the card security code ("security code", "CVV", "the three digit
 //!   code on the back"), the next 3–4 digit number the customer gives becomes `[CVV]`.
 //!   The request arms [`RedactState`] until the customer's second turn after it ends
@@ -23,6 +28,29 @@ use serde::{Deserialize, Serialize};
 pub struct RedactState {
     /// Customer turns during which a security code is still expected.
     pub cvv_armed: u8,
+    /// The digits that ended each speaker's last final segment (customer, others).
+    #[serde(default)]
+    pub tails: [Tail; 2],
+}
+
+/// The digit run a final segment ended with (at most 18 digits: a 19th would have
+/// completed any card number within the segment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    len: u8,
+    digits: [u8; 18],
+}
+
+impl Tail {
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.len as usize]
+    }
+
+    fn set(&mut self, digits: &[u8]) {
+        let keep = &digits[digits.len().saturating_sub(18)..];
+        self.digits[..keep.len()].copy_from_slice(keep);
+        self.len = keep.len() as u8;
+    }
 }
 
 impl RedactState {
@@ -280,8 +308,9 @@ fn pan_spans(
                 i += 1;
             }
         }
-        // A partial hypothesis may end in the middle of a card number.
-        if partial && !found_any && total <= 19 {
+        // A text may end in the middle of a card number: a partial anywhere short of
+        // 20 digits, a final while it is still short of the usual 16.
+        if !found_any && total <= if partial { 19 } else { 15 } {
             let last = run.last().expect("non-empty run");
             let tail_is_end = text[last.end..text_len].trim().is_empty();
             if tail_is_end {
@@ -290,6 +319,38 @@ fn pan_spans(
         }
     }
     spans
+}
+
+/// How many units of `head` (the run that opens a segment) complete a card number
+/// begun by `carried` (the digits that ended the speaker's last segment): the longest
+/// Luhn-valid 13–19 digit run of all the carried digits and the first units of `head`;
+/// `None` if there is none.
+fn continued_pan(carried: &[u8], head: &[Unit]) -> Option<usize> {
+    let mut best = None;
+    let mut digits: Vec<u8> = Vec::with_capacity(38);
+    let mut head_digits = 0;
+    for (j, unit) in head.iter().enumerate() {
+        head_digits += unit.digits.len();
+        if head_digits > 18 {
+            break;
+        }
+        let total = carried.len() + head_digits;
+        if total > 19 {
+            break;
+        }
+        if total < 13 {
+            continue;
+        }
+        digits.clear();
+        digits.extend_from_slice(carried);
+        for u in &head[..=j] {
+            digits.extend_from_slice(&u.digits);
+        }
+        if luhn_valid(&digits) {
+            best = Some(j);
+        }
+    }
+    best
 }
 
 /// A 3–4 digit code: one unit of 3–4 digits, or 3–4 single-digit units in a row, not
@@ -339,8 +400,14 @@ pub fn redact<'a>(
     if is_final && request.is_some() {
         state.cvv_armed = CVV_WINDOW;
     }
-    if scan.longest_run < 3 {
-        // Neither a card number (13+ digits) nor a code (3-4 digits) can be here.
+    let side = (role != Role::Customer) as usize;
+    let carried = state.tails[side];
+    if is_final {
+        state.tails[side] = Tail::default();
+    }
+    if scan.longest_run < 3 && (carried.len == 0 || scan.longest_run == 0) {
+        // Neither a card number (13+ digits) nor a code (3-4 digits) can be here, nor
+        // the rest of a card number the last segment began.
         return Cow::Borrowed(text);
     }
     let runs = digit_runs(text);
@@ -349,6 +416,43 @@ pub fn redact<'a>(
             .into_iter()
             .map(|(s, e)| (s, e, "[PAN]"))
             .collect();
+    let opens = |r: &[Unit]| !text[..r[0].start].chars().any(char::is_alphanumeric);
+    let closes = |r: &[Unit]| {
+        !text[r[r.len() - 1].end..]
+            .chars()
+            .any(char::is_alphanumeric)
+    };
+    // The rest of a card number the speaker's last segment began.
+    if let Some(head) = runs.first().filter(|r| carried.len > 0 && opens(r)) {
+        if let Some(j) = continued_pan(carried.digits(), head) {
+            let (s, e) = (head[0].start, head[j].end);
+            spans.retain(|&(a, b, _)| b <= s || a >= e);
+            spans.push((s, e, "[PAN]"));
+        }
+    }
+    if is_final {
+        if let Some(last) = runs.last().filter(|r| closes(r)) {
+            let covered = spans
+                .iter()
+                .any(|&(a, b, _)| a <= last[0].start && b >= last[last.len() - 1].end);
+            if !covered {
+                let mut digits: Vec<u8> = Vec::with_capacity(36);
+                let continues = runs.len() == 1 && opens(last);
+                if continues {
+                    // The whole segment is digits: it continues the carried run.
+                    digits.extend_from_slice(carried.digits());
+                }
+                for u in last {
+                    digits.extend_from_slice(&u.digits);
+                }
+                if continues && (12..=15).contains(&digits.len()) {
+                    // Together with the last segment, the start of a card number.
+                    spans.push((last[0].start, last[last.len() - 1].end, "[PAN]"));
+                }
+                state.tails[side].set(&digits);
+            }
+        }
+    }
     // The code follows a request: earlier in this text, or in an earlier segment.
     let after = match (armed_before, request) {
         (true, _) => Some(0),
@@ -421,11 +525,52 @@ mod tests {
     }
 
     #[test]
-    fn partial_prefix() {
+    fn prefix_at_the_end() {
         assert_eq!(r("my card is 4111 1111 1111", false), "my card is [PAN]");
+        assert_eq!(r("my card is 4111 1111 1111", true), "my card is [PAN]");
         assert_eq!(
-            r("my card is 4111 1111 1111", true),
-            "my card is 4111 1111 1111"
+            r("my card is 4111 1111 1111 and that's it", true),
+            "my card is 4111 1111 1111 and that's it"
+        );
+    }
+
+    #[test]
+    fn a_card_number_read_across_segments() {
+        let cust =
+            |text: &str, st: &mut RedactState| redact(text, Role::Customer, true, st).into_owned();
+        let mut st = RedactState::default();
+        assert_eq!(cust("yeah it's 4111 1111", &mut st), "yeah it's 4111 1111");
+        // The agent's segments in between do not end the customer's number.
+        redact("mhm go on", Role::Other, true, &mut st);
+        let part = redact(
+            "1111 1111 and the expiry",
+            Role::Customer,
+            false,
+            &mut st.clone(),
+        );
+        assert_eq!(
+            part, "[PAN] and the expiry",
+            "partials see the carried digits"
+        );
+        assert_eq!(
+            cust("1111 1111 and the expiry is", &mut st),
+            "[PAN] and the expiry is"
+        );
+        // Three segments of spoken digits.
+        let mut st = RedactState::default();
+        assert_eq!(cust("four one one one", &mut st), "four one one one");
+        assert_eq!(cust("one one one one", &mut st), "one one one one");
+        assert_eq!(cust("one one one one one one one one", &mut st), "[PAN]");
+        // Digits that do not complete a card number are left alone, and a segment that
+        // does not open with digits ends the carried run.
+        let mut st = RedactState::default();
+        cust("the order is 4111 1111", &mut st);
+        assert_eq!(cust("1111 1112 right", &mut st), "1111 1112 right");
+        let mut st = RedactState::default();
+        cust("it's 4111 1111", &mut st);
+        assert_eq!(
+            cust("sorry and 1111 1111 yes", &mut st),
+            "sorry and 1111 1111 yes"
         );
     }
 

@@ -122,3 +122,46 @@ fn security_codes_after_a_request() {
         "I live at 221 Baker Street"
     );
 }
+
+/// A card number read across segments never reaches an output whole: the whole call's
+/// output (nudges, evidence, record) and its QA timeline hold no run of 12 or more digits,
+/// and the segments that complete the number show `[PAN]`.
+#[test]
+fn a_card_number_split_across_segments_is_redacted_in_every_output() {
+    use keel::coach::Policy;
+    use keel::replay;
+    let call = [
+        r#"{"type":"start","call_id":"c-card","tenant":"t"}"#,
+        r#"{"type":"transcript","segment_id":"a1","speaker":"agent","text":"can I take the card number please","is_final":true,"start_ms":0,"end_ms":2000}"#,
+        r#"{"type":"transcript","segment_id":"c1","speaker":"customer","text":"sure it's 4111 1111","is_final":true,"start_ms":2500,"end_ms":4000}"#,
+        r#"{"type":"transcript","segment_id":"c2","speaker":"customer","text":"1111","is_final":false,"start_ms":4500,"end_ms":5000}"#,
+        r#"{"type":"transcript","segment_id":"c2","speaker":"customer","text":"1111 1111 this is ridiculous by the way","is_final":true,"start_ms":4500,"end_ms":7000}"#,
+        r#"{"type":"transcript","segment_id":"c3","speaker":"customer","text":"five five five five","is_final":true,"start_ms":7500,"end_ms":8000}"#,
+        r#"{"type":"transcript","segment_id":"c4","speaker":"customer","text":"five five five five five five five five","is_final":true,"start_ms":8500,"end_ms":9000}"#,
+        r#"{"type":"transcript","segment_id":"c5","speaker":"customer","text":"four four four four","is_final":true,"start_ms":9500,"end_ms":10000}"#,
+        r#"{"type":"end","reason":"completed"}"#,
+    ]
+    .join("\n");
+    let lines = replay::parse_fixture("c-card.jsonl", &call).expect("valid call");
+    let lex = super::support::product_lexicon();
+    let steps = replay::coach(&lex, &Policy::default(), &lines);
+    let json = replay::format_json(&steps);
+    let text = replay::format_text(&steps);
+    for out in [&json, &text] {
+        let longest = out
+            .split(|c: char| !c.is_ascii_digit() && c != ' ')
+            .map(|s| s.chars().filter(char::is_ascii_digit).count())
+            .max()
+            .unwrap_or(0);
+        assert!(longest < 12, "a long digit run escaped: {out}");
+    }
+    assert!(json.contains("[PAN] this is ridiculous"), "{json}");
+    assert!(text.contains("[PAN] this is ridiculous"), "{text}");
+    // 5555 5555 5555 4444 spoken as words over three segments: from the twelfth digit on,
+    // every part is redacted.
+    assert!(
+        !text.contains("five five five five five five five five"),
+        "{text}"
+    );
+    assert!(!text.contains("four four four four"), "{text}");
+}
