@@ -482,6 +482,35 @@ pub async fn run(
 struct StreamQuery {
     #[serde(default)]
     ack: bool,
+    /// The input adapter; only `native` exists so far.
+    format: Option<String>,
+    /// Channel-to-role map, for formats that label channels (none so far).
+    channels: Option<String>,
+}
+
+impl StreamQuery {
+    fn check(&self) -> Result<(), Denied> {
+        let bad = |reason: String| Denied {
+            status: 400,
+            code: "bad_request",
+            reason,
+        };
+        match self.format.as_deref() {
+            None | Some("native") => {}
+            Some(f) => {
+                return Err(bad(format!(
+                    "format: {f:?} is not supported; this keel reads the native format only (format=native)"
+                )))
+            }
+        }
+        if self.channels.is_some() {
+            return Err(bad(
+                "channels: the native format labels speakers itself; a channel map applies to channel-labelled formats only"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn check_call_id(call_id: &str) -> Result<(), Denied> {
@@ -503,6 +532,7 @@ async fn stream(
     State(app): State<App>,
 ) -> Response {
     let admitted = check_call_id(&call_id)
+        .and_then(|()| q.check())
         .and_then(|()| app.0.auth.origin(&headers))
         .and_then(|()| app.0.auth.platform(&headers))
         .and_then(|tenant| app.slot(&tenant, Endpoint::Stream).map(|s| (tenant, s)));

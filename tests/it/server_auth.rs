@@ -204,6 +204,20 @@ async fn platform_connections_need_their_tenants_key() {
         .expect_err("a widget token cannot stream");
     assert_eq!(code, 403);
 
+    // An input format keel does not read is refused before the websocket opens.
+    let (code, body) = open(
+        s.addr,
+        "/v1/calls/c-1/stream?format=deepgram",
+        &[("authorization", &bearer(ACME_KEY))],
+    )
+    .await
+    .expect_err("unknown format");
+    assert_eq!(code, 400);
+    assert!(
+        body.contains("format") && body.contains("deepgram"),
+        "{body}"
+    );
+
     let mut ws = open(s.addr, path, &[("authorization", &bearer(ACME_KEY))])
         .await
         .expect("acme's key opens acme's call");
