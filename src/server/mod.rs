@@ -107,6 +107,33 @@ impl Call {
     }
 }
 
+/// The last snapshots of the most recently ended calls, oldest forgotten first.
+#[derive(Default)]
+struct Ended {
+    snapshots: HashMap<String, Arc<str>>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Ended calls whose last snapshot a late widget can still get.
+const ENDED_KEPT: usize = 10_000;
+
+impl Ended {
+    fn insert(&mut self, key: &str, snapshot: Arc<str>) {
+        if self.snapshots.insert(key.to_string(), snapshot).is_none() {
+            self.order.push_back(key.to_string());
+        }
+        while self.order.len() > ENDED_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.snapshots.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Arc<str>> {
+        self.snapshots.get(key)
+    }
+}
+
 struct Inner {
     lexicon: RwLock<Arc<Lexicon>>,
     lexicon_dir: Option<PathBuf>,
@@ -118,7 +145,7 @@ struct Inner {
     alerts: tokio::sync::broadcast::Sender<(Arc<str>, Arc<str>)>,
     records: Arc<dyn RecordStore>,
     /// The last snapshot of each ended call, for a widget that opens its feed late.
-    final_snapshots: Mutex<HashMap<String, Arc<str>>>,
+    final_snapshots: Mutex<Ended>,
     telemetry: Telemetry,
     /// Open websocket connections per tenant.
     connections: Mutex<HashMap<String, usize>>,
@@ -217,7 +244,7 @@ impl App {
             calls: Mutex::new(HashMap::new()),
             alerts: tokio::sync::broadcast::channel(ALERT_QUEUE).0,
             records,
-            final_snapshots: Mutex::new(HashMap::new()),
+            final_snapshots: Mutex::new(Ended::default()),
             telemetry: Telemetry::default(),
             connections: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
@@ -303,7 +330,7 @@ impl App {
                     .final_snapshots
                     .lock()
                     .expect("records lock")
-                    .insert(k.clone(), snap);
+                    .insert(&k, snap);
             }
         } else if c.session.is_some() || !c.feeds.is_empty() || c.platform.is_some() {
             return;

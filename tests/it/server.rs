@@ -271,6 +271,22 @@ async fn a_dropped_platform_connection_resumes_without_double_counting() {
         record = next_text(&mut ws).await;
     }
     assert!(record.contains("\"abuse_incidents\":1"), "{record}");
+    drop(ws);
+
+    // The call has ended: a reconnect does not start it over...
+    let (mut again, _) = connect_async(&url).await.unwrap();
+    let refused = next_text(&mut again).await;
+    assert!(
+        refused.contains("\"code\":\"call_ended\"") && refused.contains("/record"),
+        "{refused}"
+    );
+    // ...and a widget that opens the feed late gets the call's last snapshot.
+    let (mut late, _) = connect_async(format!("ws://{addr}/v1/calls/c-resume/nudges"))
+        .await
+        .unwrap();
+    let snap = next_text(&mut late).await;
+    assert!(snap.starts_with("{\"type\":\"snapshot\""), "{snap}");
+    assert!(snap.contains("\"abuse_incidents\":1"), "{snap}");
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
