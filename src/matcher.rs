@@ -235,39 +235,39 @@ impl Stream {
         out: &mut Vec<Hit>,
         words: Option<&mut String>,
     ) {
+        self.with_sink(lex, out, words, |norm, sink| {
+            lex.normalizer.feed(norm, text, sink)
+        });
+    }
+
+    /// Runs `f` with the normaliser's state and a sink into this stream.
+    fn with_sink(
+        &mut self,
+        lex: &Lexicon,
+        out: &mut Vec<Hit>,
+        words: Option<&mut String>,
+        f: impl FnOnce(&mut NormState, &mut Sink<'_, '_>),
+    ) {
         let mut norm = self.state.norm;
-        {
-            let mut sink = Sink {
-                stream: self,
-                ctx: Ctx {
-                    lex,
-                    out,
-                    candidates: Vec::new(),
-                    words,
-                },
-            };
-            lex.normalizer.feed(&mut norm, text, &mut sink);
-        }
+        let mut sink = Sink {
+            stream: self,
+            ctx: Ctx {
+                lex,
+                out,
+                candidates: Vec::new(),
+                words,
+            },
+        };
+        f(&mut norm, &mut sink);
         self.state.norm = norm;
     }
 
     /// Ends the turn: everything pending is decided and emitted.
     pub fn flush(&mut self, lex: &Lexicon, out: &mut Vec<Hit>) {
-        let mut norm = self.state.norm;
-        {
-            let mut sink = Sink {
-                stream: self,
-                ctx: Ctx {
-                    lex,
-                    out,
-                    candidates: Vec::new(),
-                    words: None,
-                },
-            };
-            lex.normalizer.flush(&mut norm, &mut sink);
+        self.with_sink(lex, out, None, |norm, sink| {
+            lex.normalizer.flush(norm, sink);
             sink.clause_break();
-        }
-        self.state.norm = norm;
+        });
         self.state.gaps_len = 0;
     }
 

@@ -59,15 +59,21 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Reads a configuration file: its name (for errors) and its text.
+pub fn read(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
+    Ok((file, src))
+}
+
 impl Policy {
     /// Reads the `[policy]` table of a TOML file.
     pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-        let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: 0,
-            reason: e.to_string(),
-        })?;
+        let (file, src) = read(path)?;
         Policy::parse(&file, &src)
     }
 

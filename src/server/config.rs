@@ -130,12 +130,7 @@ impl ServerConfig {
 
     /// Reads the `[server]` and `[tenants.*]` tables of a TOML file.
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
-        let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: 0,
-            reason: e.to_string(),
-        })?;
+        let (file, src) = crate::coach::config::read(path)?;
         ServerConfig::parse(&file, &src)
     }
 

@@ -558,22 +558,48 @@ async fn stream(
     Query(q): Query<StreamQuery>,
     State(app): State<App>,
 ) -> Response {
-    let admitted = check_call_id(&call_id)
+    let tenant = check_call_id(&call_id)
         .and_then(|()| q.check())
         .and_then(|()| app.0.auth.origin(&headers))
-        .and_then(|()| app.0.auth.platform(&headers))
-        .and_then(|tenant| app.slot(&tenant, Endpoint::Stream).map(|s| (tenant, s)));
+        .and_then(|()| app.0.auth.platform(&headers));
+    let ack = q.ack;
+    open_socket(
+        ws,
+        &headers,
+        app,
+        Endpoint::Stream,
+        tenant,
+        move |socket, app, tenant| async move { platform(socket, &app, &tenant, call_id, ack).await },
+    )
+}
+
+/// Opens an admitted websocket (`tenant` is the admission's verdict): counts it against
+/// its tenant's cap, sets the size limits, answers the subprotocol, and runs `serve` on
+/// it as a task that shutdown waits for.
+fn open_socket<F, Fut>(
+    ws: WebSocketUpgrade,
+    headers: &HeaderMap,
+    app: App,
+    endpoint: Endpoint,
+    tenant: Result<String, Denied>,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(WebSocket, App, String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let admitted = tenant.and_then(|t| app.slot(&t, endpoint).map(|slot| (t, slot)));
     let (tenant, slot) = match admitted {
         Ok(t) => t,
-        Err(d) => return deny(&app, "stream", d),
+        Err(d) => return deny(&app, endpoint.as_str(), d),
     };
     let tasks = app.0.tasks.clone();
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .protocols(auth::answer_protocols(&headers))
+        .protocols(auth::answer_protocols(headers))
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
-                platform(socket, &app, &tenant, call_id, q.ack).await;
+                serve(socket, app, tenant).await;
                 drop(slot);
             })
         })
@@ -913,26 +939,19 @@ fn is_critical(o: &Outbound) -> bool {
 }
 
 async fn alerts(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
-    let admitted = app
+    let tenant = app
         .0
         .auth
         .origin(&headers)
-        .and_then(|()| app.0.auth.supervisor(&headers, auth::now_secs()))
-        .and_then(|tenant| app.slot(&tenant, Endpoint::Alerts).map(|s| (tenant, s)));
-    let (tenant, slot) = match admitted {
-        Ok(t) => t,
-        Err(d) => return deny(&app, "alerts", d),
-    };
-    let tasks = app.0.tasks.clone();
-    ws.max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .protocols(auth::answer_protocols(&headers))
-        .on_upgrade(move |socket| {
-            tasks.track_future(async move {
-                supervisor(socket, &app, &tenant).await;
-                drop(slot);
-            })
-        })
+        .and_then(|()| app.0.auth.supervisor(&headers, auth::now_secs()));
+    open_socket(
+        ws,
+        &headers,
+        app,
+        Endpoint::Alerts,
+        tenant,
+        |socket, app, tenant| async move { supervisor(socket, &app, &tenant).await },
+    )
 }
 
 /// The supervisor feed: the tenant's critical events, each naming its call (`call_id`).
@@ -997,24 +1016,17 @@ async fn nudges(
     Path(call_id): Path<String>,
     State(app): State<App>,
 ) -> Response {
-    let admitted = check_call_id(&call_id)
+    let tenant = check_call_id(&call_id)
         .and_then(|()| app.0.auth.origin(&headers))
-        .and_then(|()| app.0.auth.feed(&headers, &call_id, auth::now_secs()))
-        .and_then(|tenant| app.slot(&tenant, Endpoint::Nudges).map(|s| (tenant, s)));
-    let (tenant, slot) = match admitted {
-        Ok(t) => t,
-        Err(d) => return deny(&app, "nudges", d),
-    };
-    let tasks = app.0.tasks.clone();
-    ws.max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .protocols(auth::answer_protocols(&headers))
-        .on_upgrade(move |socket| {
-            tasks.track_future(async move {
-                feed(socket, &app, &tenant, &call_id).await;
-                drop(slot);
-            })
-        })
+        .and_then(|()| app.0.auth.feed(&headers, &call_id, auth::now_secs()));
+    open_socket(
+        ws,
+        &headers,
+        app,
+        Endpoint::Nudges,
+        tenant,
+        move |socket, app, tenant| async move { feed(socket, &app, &tenant, &call_id).await },
+    )
 }
 
 async fn feed(socket: WebSocket, app: &App, tenant: &str, call_id: &str) {

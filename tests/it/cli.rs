@@ -5,16 +5,7 @@ use std::process::Command;
 use super::support::{fixtures, root};
 
 fn keel(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run keel");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    keel_env(args, &[])
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {

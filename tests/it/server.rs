@@ -23,9 +23,19 @@ async fn start() -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    start_app(App::new(product_lexicon(), Policy::default())).await
+}
+
+/// Serves `app` on 127.0.0.1:0 until the sender fires.
+async fn start_app(
+    app: App,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = App::new(product_lexicon(), Policy::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         keel::server::run(listener, app, async {
@@ -130,24 +140,9 @@ async fn live_output_equals_the_offline_replay_for_every_fixture() {
     handle.await.unwrap();
 }
 
-/// A tiny HTTP/1.1 GET over a raw socket (no client library needed for two endpoints).
+/// A GET over a raw socket.
 pub async fn reqwest_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.unwrap();
-    let code = buf
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (code, body)
+    super::support::http(addr, "GET", path, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,18 +201,8 @@ async fn bad_messages_get_an_error_and_the_connection_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_open_calls_and_keeps_their_records() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = App::new(Arc::clone(&product_lexicon()), Policy::default());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server_app = app.clone();
-    let handle = tokio::spawn(async move {
-        keel::server::run(listener, server_app, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let (addr, tx, handle) = start_app(app.clone()).await;
     let (mut ws, _) = connect_async(format!("ws://{addr}/v1/calls/c-open/stream"))
         .await
         .unwrap();
@@ -293,22 +278,12 @@ async fn a_dropped_platform_connection_resumes_without_double_counting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_platform_never_returns_ends_as_dropped() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let cfg = keel::server::ServerConfig {
         grace_period: Duration::from_millis(300),
         ..Default::default()
     };
     let app = App::with_config(product_lexicon(), None, Policy::default(), cfg, vec![7; 32]);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server_app = app.clone();
-    let handle = tokio::spawn(async move {
-        keel::server::run(listener, server_app, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let (addr, tx, handle) = start_app(app.clone()).await;
     let (mut feed, _) = connect_async(format!("ws://{addr}/v1/calls/c-gone/nudges"))
         .await
         .unwrap();

@@ -12,14 +12,13 @@ use keel::lexicon::Lexicon;
 use keel::server::auth::{hash_key, mint, now_secs, Scope};
 use keel::server::config::TenantConfig;
 use keel::server::{App, ServerConfig};
-use tokio::net::TcpStream;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::Request;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::server::{next_text, Ws};
-use super::support::{product_lexicon, root, TEST_LEXICON};
+use super::support::{http, product_lexicon, root, TEST_LEXICON};
 
 const ACME_KEY: &str = "kk_acme-test-key-0123456789";
 const GLOBEX_KEY: &str = "kk_globex-test-key-9876543210";
@@ -61,9 +60,19 @@ async fn serve(
     lexicon: std::sync::Arc<Lexicon>,
     dir: Option<PathBuf>,
 ) -> Server {
+    serve_app(App::with_config(
+        lexicon,
+        dir,
+        Policy::default(),
+        cfg,
+        SECRET.to_vec(),
+    ))
+    .await
+}
+
+async fn serve_app(app: App) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = App::with_config(lexicon, dir, Policy::default(), cfg, SECRET.to_vec());
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let server_app = app.clone();
     let handle = tokio::spawn(async move {
@@ -115,34 +124,33 @@ async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<
     }
 }
 
-/// A plain HTTP/1.1 request over a raw socket.
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n")
-            .as_bytes(),
+/// A widget token for one call, signed with `secret`, valid `ttl` seconds from `now`.
+fn token(secret: &[u8], tenant: &str, call: &str, ttl: u64, now: u64) -> String {
+    mint(
+        secret,
+        tenant,
+        &Scope::Call(call.into()),
+        Duration::from_secs(ttl),
+        now,
+    )
+}
+
+/// Opens a call's widget feed offering the subprotocol `proto`.
+async fn feed_with(addr: SocketAddr, call: &str, proto: &str) -> Result<Ws, (u16, String)> {
+    open(
+        addr,
+        &format!("/v1/calls/{call}/nudges"),
+        &[("sec-websocket-protocol", proto)],
     )
     .await
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.unwrap();
-    let code = buf
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (code, body)
+}
+
+/// Asserts that the `/metrics` text has a line.
+fn assert_metric(metrics: &str, line: &str) {
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in:\n{metrics}"
+    );
 }
 
 fn bearer(key: &str) -> String {
@@ -192,13 +200,7 @@ async fn platform_connections_need_their_tenants_key() {
         .expect_err("unknown key: refused");
     assert_eq!(code, 401, "{body}");
     // A widget token is not a platform credential.
-    let t = mint(
-        SECRET,
-        "acme",
-        &Scope::Call("c-1".into()),
-        Duration::from_secs(60),
-        now_secs(),
-    );
+    let t = token(SECRET, "acme", "c-1", 60, now_secs());
     let (code, _) = open(s.addr, path, &[("authorization", &bearer(&t))])
         .await
         .expect_err("a widget token cannot stream");
@@ -236,14 +238,8 @@ async fn platform_connections_need_their_tenants_key() {
     assert_eq!(close_code(&mut ws).await, Some(1008));
 
     let (_, metrics) = http(s.addr, "GET", "/metrics", &[]).await;
-    assert!(
-        metrics.contains("keel_errors_total{code=\"unauthorized\"} 2"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("keel_errors_total{code=\"forbidden\"} 2"),
-        "{metrics}"
-    );
+    assert_metric(&metrics, "keel_errors_total{code=\"unauthorized\"} 2");
+    assert_metric(&metrics, "keel_errors_total{code=\"forbidden\"} 2");
     s.stop().await;
 }
 
@@ -376,31 +372,12 @@ async fn widget_feeds_take_a_short_lived_token_for_their_call() {
         .err()
         .unwrap();
     assert_eq!(code, 401, "{body}");
-    let other_call = mint(
-        SECRET,
-        "acme",
-        &Scope::Call("c-other".into()),
-        Duration::from_secs(60),
-        now_secs(),
-    );
+    let other_call = token(SECRET, "acme", "c-other", 60, now_secs());
     let proto = format!("keel.token.{other_call}");
-    let (code, body) = open(
-        s.addr,
-        "/v1/calls/c-w/nudges",
-        &[("sec-websocket-protocol", &proto)],
-    )
-    .await
-    .err()
-    .unwrap();
+    let (code, body) = feed_with(s.addr, "c-w", &proto).await.expect_err("refused");
     assert_eq!((code, body.contains("another call")), (403, true), "{body}");
     // globex's token for its own c-w opens globex's c-w, not acme's: it sees nothing.
-    let globex_token = mint(
-        SECRET,
-        "globex",
-        &Scope::Call("c-w".into()),
-        Duration::from_secs(60),
-        now_secs(),
-    );
+    let globex_token = token(SECRET, "globex", "c-w", 60, now_secs());
     let proto = format!("keel.token.{globex_token}");
     let mut foreign = open(
         s.addr,
@@ -416,22 +393,9 @@ async fn widget_feeds_take_a_short_lived_token_for_their_call() {
         nothing.is_err(),
         "another tenant's token never reads acme's call: {nothing:?}"
     );
-    let expired = mint(
-        SECRET,
-        "acme",
-        &Scope::Call("c-w".into()),
-        Duration::from_secs(1),
-        now_secs() - 10,
-    );
+    let expired = token(SECRET, "acme", "c-w", 1, now_secs() - 10);
     let proto = format!("keel.token.{expired}");
-    let (code, body) = open(
-        s.addr,
-        "/v1/calls/c-w/nudges",
-        &[("sec-websocket-protocol", &proto)],
-    )
-    .await
-    .err()
-    .unwrap();
+    let (code, body) = feed_with(s.addr, "c-w", &proto).await.expect_err("refused");
     assert_eq!((code, body.contains("expired")), (401, true), "{body}");
     let forged = mint(
         b"not the server's secret, at all!",
@@ -441,14 +405,7 @@ async fn widget_feeds_take_a_short_lived_token_for_their_call() {
         now_secs(),
     );
     let proto = format!("keel.token.{forged}");
-    let (code, body) = open(
-        s.addr,
-        "/v1/calls/c-w/nudges",
-        &[("sec-websocket-protocol", &proto)],
-    )
-    .await
-    .err()
-    .unwrap();
+    let (code, body) = feed_with(s.addr, "c-w", &proto).await.expect_err("refused");
     assert_eq!((code, body.contains("signature")), (401, true), "{body}");
     let bad_origin = [
         ("sec-websocket-protocol", offered.as_str()),
@@ -460,10 +417,7 @@ async fn widget_feeds_take_a_short_lived_token_for_their_call() {
         .unwrap();
     assert_eq!((code, body.contains("origin")), (403, true), "{body}");
     let (_, metrics) = http(s.addr, "GET", "/metrics", &[]).await;
-    assert!(
-        metrics.contains("keel_errors_total{code=\"bad_origin\"} 1"),
-        "{metrics}"
-    );
+    assert_metric(&metrics, "keel_errors_total{code=\"bad_origin\"} 1");
     s.stop().await;
 }
 
@@ -625,10 +579,7 @@ async fn a_reload_reaches_new_calls_while_running_calls_keep_their_set() {
     let (_, ready) = http(s.addr, "GET", "/readyz", &[]).await;
     assert!(ready.contains(&new_version), "{ready}");
     let (_, metrics) = http(s.addr, "GET", "/metrics", &[]).await;
-    assert!(
-        metrics.contains("keel_lexicon_reloads_total{result=\"refused\"} 1"),
-        "{metrics}"
-    );
+    assert_metric(&metrics, "keel_lexicon_reloads_total{result=\"refused\"} 1");
     // The running call is unaffected by the refused reload.
     send(&mut fresh, r#"{"type":"end","reason":"completed"}"#).await;
     let record = until(&mut fresh, "{\"type\":\"record\"").await;
@@ -707,25 +658,17 @@ impl keel::server::store::RecordStore for Recording {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_go_to_the_store_and_a_failing_store_loses_no_call() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let store = std::sync::Arc::new(Recording::default());
-    let app = App::with_store(
+    let s = serve_app(App::with_store(
         product_lexicon(),
         None,
         Policy::default(),
         config(),
         SECRET.to_vec(),
         store.clone(),
-    );
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        keel::server::run(listener, app, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    ))
+    .await;
+    let addr = s.addr;
     let key = bearer(ACME_KEY);
     let h = [("authorization", key.as_str())];
     for (call, broken) in [("c-kept", false), ("c-failed", true)] {
@@ -752,10 +695,6 @@ async fn records_go_to_the_store_and_a_failing_store_loses_no_call() {
     let (code, _) = http(addr, "GET", "/v1/calls/c-kept/record", &h).await;
     assert_eq!(code, 503, "a store that cannot read answers 503, not 404");
     let (_, metrics) = http(addr, "GET", "/metrics", &[]).await;
-    assert!(
-        metrics.contains("keel_errors_total{code=\"record_store\"} 1"),
-        "{metrics}"
-    );
-    stop.send(()).unwrap();
-    handle.await.unwrap();
+    assert_metric(&metrics, "keel_errors_total{code=\"record_store\"} 1");
+    s.stop().await;
 }
