@@ -10,6 +10,7 @@
 //!
 //! - [`protocol`]: the wire messages of `protocol.md` and their decoding, with errors
 //!   that name the field.
+//! - [`adapters`]: speech engines' live transcript messages mapped to native events.
 //! - [`text`]: PCI redaction of every text, then normalisation to canonical words.
 //! - [`lexicon`]: the reviewable lexicon files, their loader (`file:line: reason`
 //!   errors), the compiled automaton and the example checks.
@@ -22,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod coach;
 pub mod lexicon;
 pub mod matcher;

@@ -432,7 +432,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         DecodeError {
             field: field.into(),
             problem: problem.into(),

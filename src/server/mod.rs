@@ -48,6 +48,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::adapters::{Adapter, Channels, Format};
 use crate::coach::{Policy, Session};
 use crate::lexicon::Lexicon;
 use crate::protocol::{self, CallRecord, EndReason, Inbound, Outbound, SessionState};
@@ -509,34 +510,35 @@ pub async fn run(
 struct StreamQuery {
     #[serde(default)]
     ack: bool,
-    /// The input adapter; only `native` exists so far.
+    /// The input adapter (default `native`).
     format: Option<String>,
-    /// Channel-to-role map, for formats that label channels (none so far).
+    /// Channel-to-role map (`customer,agent`), for formats that label channels.
     channels: Option<String>,
 }
 
 impl StreamQuery {
-    fn check(&self) -> Result<(), Denied> {
+    /// The input adapter the query asks for.
+    fn adapter(&self) -> Result<Adapter, Denied> {
         let bad = |reason: String| Denied {
             status: 400,
             code: "bad_request",
             reason,
         };
-        match self.format.as_deref() {
-            None | Some("native") => {}
-            Some(f) => {
+        let format = match self.format.as_deref() {
+            None => Format::Native,
+            Some(f) => Format::parse(f).map_err(|e| bad(format!("format: {e}")))?,
+        };
+        let channels = match self.channels.as_deref() {
+            None => None,
+            Some(_) if format.has_roles() => {
                 return Err(bad(format!(
-                    "format: {f:?} is not supported; this keel reads the native format only (format=native)"
+                    "channels: the format {:?} labels speakers itself; a channel map applies to channel-labelled formats",
+                    self.format.as_deref().unwrap_or("native")
                 )))
             }
-        }
-        if self.channels.is_some() {
-            return Err(bad(
-                "channels: the native format labels speakers itself; a channel map applies to channel-labelled formats only"
-                    .into(),
-            ));
-        }
-        Ok(())
+            Some(c) => Some(Channels::parse(c).map_err(|e| bad(format!("channels: {e}")))?),
+        };
+        Ok(Adapter::new(format, channels))
     }
 }
 
@@ -558,9 +560,14 @@ async fn stream(
     Query(q): Query<StreamQuery>,
     State(app): State<App>,
 ) -> Response {
-    let tenant = check_call_id(&call_id)
-        .and_then(|()| q.check())
-        .and_then(|()| app.0.auth.origin(&headers))
+    let adapter = match check_call_id(&call_id).and_then(|()| q.adapter()) {
+        Ok(a) => a,
+        Err(d) => return deny(&app, "stream", d),
+    };
+    let tenant = app
+        .0
+        .auth
+        .origin(&headers)
         .and_then(|()| app.0.auth.platform(&headers));
     let ack = q.ack;
     open_socket(
@@ -569,7 +576,9 @@ async fn stream(
         app,
         Endpoint::Stream,
         tenant,
-        move |socket, app, tenant| async move { platform(socket, &app, &tenant, call_id, ack).await },
+        move |socket, app, tenant| async move {
+            platform(socket, &app, &tenant, call_id, ack, adapter).await
+        },
     )
 }
 
@@ -686,7 +695,14 @@ async fn send(socket: &mut WebSocket, line: &str) -> bool {
         .is_ok()
 }
 
-async fn platform(mut socket: WebSocket, app: &App, tenant: &str, call_id: String, ack: bool) {
+async fn platform(
+    mut socket: WebSocket,
+    app: &App,
+    tenant: &str,
+    call_id: String,
+    ack: bool,
+    mut adapter: Adapter,
+) {
     if app.record_of(tenant, &call_id).is_some() {
         // The call has ended: a reconnect must not start it over.
         let err = Outbound::Error(protocol::ErrorMsg {
@@ -747,10 +763,9 @@ async fn platform(mut socket: WebSocket, app: &App, tenant: &str, call_id: Strin
         &mut socket,
         app,
         &call,
-        tenant,
-        &call_id,
+        (tenant, &call_id),
         hello,
-        ack,
+        (ack, &mut adapter),
         &mut out_rx,
     )
     .await;
@@ -805,10 +820,9 @@ async fn serve_platform(
     socket: &mut WebSocket,
     app: &App,
     call: &Arc<Mutex<Call>>,
-    tenant: &str,
-    call_id: &str,
+    (tenant, call_id): (&str, &str),
     hello: Outbound,
-    ack: bool,
+    (ack, adapter): (bool, &mut Adapter),
     out_rx: &mut mpsc::Receiver<Arc<str>>,
 ) -> Exit {
     if !send(socket, &protocol::encode(&hello)).await {
@@ -850,65 +864,70 @@ async fn serve_platform(
         };
         let mut replies: Vec<String> = Vec::new();
         let mut refuse = false;
-        match protocol::decode_inbound(&text) {
+        match adapter.decode(&text) {
             Err(e) => {
                 let err = e.to_message(None);
                 app.observe(tenant, call_id, &err);
                 replies.push(protocol::encode(&err));
             }
-            Ok(mut msg) => {
-                if let Inbound::Start(s) = &mut msg {
-                    if app.0.auth.enabled() {
-                        match &s.tenant {
-                            Some(t) if t != tenant => {
-                                let err = Outbound::Error(protocol::ErrorMsg {
+            Ok(msgs) => {
+                for mut msg in msgs {
+                    if refuse {
+                        break;
+                    }
+                    if let Inbound::Start(s) = &mut msg {
+                        if app.0.auth.enabled() {
+                            match &s.tenant {
+                                Some(t) if t != tenant => {
+                                    let err = Outbound::Error(protocol::ErrorMsg {
                                     code: "forbidden".into(),
                                     message: format!(
                                         "start.tenant: this connection's API key belongs to tenant {tenant}, not {t}"
                                     ),
                                     at_ms: None,
                                 });
-                                app.observe(tenant, call_id, &err);
-                                replies.push(protocol::encode(&err));
-                                refuse = true;
+                                    app.observe(tenant, call_id, &err);
+                                    replies.push(protocol::encode(&err));
+                                    refuse = true;
+                                }
+                                Some(_) => {}
+                                None => s.tenant = Some(tenant.to_string()),
                             }
-                            Some(_) => {}
-                            None => s.tenant = Some(tenant.to_string()),
                         }
                     }
-                }
-                if !refuse {
-                    let seq = match &msg {
-                        Inbound::Transcript(t) => {
-                            if t.is_final {
-                                app.0.telemetry.emit(Event::Segment);
+                    if !refuse {
+                        let seq = match &msg {
+                            Inbound::Transcript(t) => {
+                                if t.is_final {
+                                    app.0.telemetry.emit(Event::Segment);
+                                }
+                                t.seq
                             }
-                            t.seq
+                            _ => None,
+                        };
+                        let mut c = call.lock().expect("call lock");
+                        let Call { session, .. } = &mut *c;
+                        let started = Instant::now();
+                        let outputs = session.as_mut().map(|s| s.feed(&msg)).unwrap_or_default();
+                        app.0.telemetry.emit(Event::Processed {
+                            took: started.elapsed(),
+                        });
+                        if let Some(seq) = seq {
+                            c.last_seq = c.last_seq.max(seq);
                         }
-                        _ => None,
-                    };
-                    let mut c = call.lock().expect("call lock");
-                    let Call { session, .. } = &mut *c;
-                    let started = Instant::now();
-                    let outputs = session.as_mut().map(|s| s.feed(&msg)).unwrap_or_default();
-                    app.0.telemetry.emit(Event::Processed {
-                        took: started.elapsed(),
-                    });
-                    if let Some(seq) = seq {
-                        c.last_seq = c.last_seq.max(seq);
-                    }
-                    for o in &outputs {
-                        app.observe(tenant, call_id, o);
-                        let line: Arc<str> = protocol::encode(o).into();
-                        c.fan_out(&line);
-                        replies.push(line.to_string());
-                    }
-                    if c.ended() {
-                        // The call is over: its feeds close once they have its record.
-                        c.feeds.clear();
-                    }
-                    if let (true, Some(seq)) = (ack, seq) {
-                        replies.push(protocol::encode(&Outbound::Ack(protocol::Ack { seq })));
+                        for o in &outputs {
+                            app.observe(tenant, call_id, o);
+                            let line: Arc<str> = protocol::encode(o).into();
+                            c.fan_out(&line);
+                            replies.push(line.to_string());
+                        }
+                        if c.ended() {
+                            // The call is over: its feeds close once they have its record.
+                            c.feeds.clear();
+                        }
+                        if let (true, Some(seq)) = (ack, seq) {
+                            replies.push(protocol::encode(&Outbound::Ack(protocol::Ack { seq })));
+                        }
                     }
                 }
             }

@@ -1,3 +1,4 @@
+mod adapters;
 mod chunking;
 mod cli;
 mod coach;

@@ -209,14 +209,14 @@ async fn platform_connections_need_their_tenants_key() {
     // An input format keel does not read is refused before the websocket opens.
     let (code, body) = open(
         s.addr,
-        "/v1/calls/c-1/stream?format=deepgram",
+        "/v1/calls/c-1/stream?format=whisper",
         &[("authorization", &bearer(ACME_KEY))],
     )
     .await
     .expect_err("unknown format");
     assert_eq!(code, 400);
     assert!(
-        body.contains("format") && body.contains("deepgram"),
+        body.contains("format") && body.contains("whisper"),
         "{body}"
     );
 
