@@ -17,13 +17,15 @@
 //! - [`matcher`]: per-call, per-speaker streaming matching with small carried state.
 //! - [`coach`]: one session per call: hits and timing to nudges, the boundary counter and
 //!   the call record.
-//! - [`replay`]: reading recorded calls (native JSON Lines) and running them offline.
+//! - [`replay`]: reading recorded calls (native JSON Lines) and running them offline;
+//!   [`archive`]: calls archived as SegLST or NIST STM, read as native events.
 //!
 //! The engine is pure: no I/O, no clock, no async. Time comes from the transcript.
 
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod archive;
 pub mod coach;
 pub mod lexicon;
 pub mod matcher;

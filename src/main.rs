@@ -95,6 +95,13 @@ enum Cmd {
         /// With --to: N times real time, or max.
         #[arg(long, default_value = "max")]
         speed: keel::server::client::Speed,
+        /// What the files hold: native JSON Lines (default), or archived calls as SegLST
+        /// (JSON) or NIST STM.
+        #[arg(long, value_enum, default_value = "native")]
+        input: Input,
+        /// For SegLST and STM: each speaker's role, e.g. agent=spk1,customer=spk0+spk2.
+        #[arg(long, value_name = "ROLE=SPEAKER,...")]
+        roles: Option<String>,
         /// Fixture files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -109,6 +116,67 @@ enum LexiconCmd {
         #[arg(default_value = "lexicons")]
         dir: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Input {
+    /// keel's JSON Lines (`protocol.md`), one call per file.
+    Native,
+    /// SegLST: a JSON list of {session_id, speaker, words, start_time, end_time}.
+    Seglst,
+    /// NIST STM: <file> <channel> <speaker> <begin> <end> [<label>] transcript.
+    Stm,
+}
+
+/// Reads the calls of every file: (a label for reports, the call's events).
+fn read_calls(
+    files: &[PathBuf],
+    input: Input,
+    roles: Option<&str>,
+) -> Result<Vec<(String, Vec<replay::Line>)>, ExitCode> {
+    use keel::archive::{self, ArchiveFormat, Roles};
+    let usage = |m: String| {
+        eprintln!("keel replay: {m}");
+        ExitCode::from(2)
+    };
+    let format = match input {
+        Input::Native => {
+            if roles.is_some() {
+                return Err(usage(
+                    "--roles: native recordings name their speakers' roles".into(),
+                ));
+            }
+            let mut calls = Vec::new();
+            for f in files {
+                let lines = replay::read_fixture(f).map_err(|e| {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                })?;
+                calls.push((f.display().to_string(), lines));
+            }
+            return Ok(calls);
+        }
+        Input::Seglst => ArchiveFormat::SegLst,
+        Input::Stm => ArchiveFormat::Stm,
+    };
+    let roles = roles
+        .ok_or_else(|| {
+            usage("--roles: name each speaker's role, e.g. --roles agent=spk1,customer=spk0".into())
+        })
+        .and_then(|r| Roles::parse(r).map_err(|e| usage(format!("--roles: {e}"))))?;
+    let mut calls = Vec::new();
+    for f in files {
+        let file = f.display().to_string();
+        let src = std::fs::read_to_string(f).map_err(|e| usage(format!("{file}: {e}")))?;
+        let parsed = archive::parse(format, &file, &src, &roles).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        })?;
+        for (call_id, lines) in parsed {
+            calls.push((format!("{file} ({call_id})"), lines));
+        }
+    }
+    Ok(calls)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -341,31 +409,30 @@ async fn shutdown_signal() {
 fn replay_to(
     url: &str,
     speed: keel::server::client::Speed,
-    files: &[PathBuf],
+    calls: &[(String, Vec<replay::Line>)],
 ) -> Result<(), ExitCode> {
     if !url.starts_with("ws://") && !url.starts_with("wss://") {
         eprintln!("keel replay --to {url}: expected ws://HOST:PORT");
         return Err(ExitCode::from(2));
     }
-    let mut calls = Vec::new();
-    for f in files {
-        let lines = replay::read_fixture(f).map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::from(2)
-        })?;
-        let call_id = lines
-            .iter()
-            .find_map(|l| match &l.msg {
-                keel::protocol::Inbound::Start(s) => Some(s.call_id.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| {
-                f.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
-        calls.push((call_id, lines));
-    }
+    let calls: Vec<(String, &Vec<replay::Line>)> = calls
+        .iter()
+        .map(|(name, lines)| {
+            let call_id = lines
+                .iter()
+                .find_map(|l| match &l.msg {
+                    keel::protocol::Inbound::Start(s) => Some(s.call_id.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| {
+                    std::path::Path::new(name)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
+            (call_id, lines)
+        })
+        .collect();
     let rt = tokio::runtime::Runtime::new().map_err(|e| {
         eprintln!("keel replay: {e}");
         ExitCode::from(2)
@@ -438,38 +505,46 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             to: Some(url),
             speed,
             files,
+            input,
+            roles,
             ..
-        } => replay_to(&url, speed, &files),
+        } => {
+            let calls = read_calls(&files, input, roles.as_deref())?;
+            replay_to(&url, speed, &calls)
+        }
         Cmd::Replay {
             format,
             check,
             config,
             lexicons,
             files,
+            input,
+            roles,
             ..
         } => {
+            if check && input != Input::Native {
+                eprintln!("keel replay: --check compares with each native recording's start.expect; archives carry none");
+                return Err(ExitCode::from(2));
+            }
+            let calls = read_calls(&files, input, roles.as_deref())?;
             let lex = load(&lexicons)?;
             let policy = policy(config.as_deref())?;
             let format = format.or(if check { None } else { Some(Format::Json) });
             let mut failed = 0;
-            for f in &files {
-                let lines = replay::read_fixture(f).map_err(|e| {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                })?;
+            for (name, lines) in &calls {
                 if format == Some(Format::Hits) {
-                    println!("# {}", f.display());
+                    println!("# {name}");
                     print!(
                         "{}",
-                        replay::format_hits(&lex, &replay::hits_of(&lex, &lines))
+                        replay::format_hits(&lex, &replay::hits_of(&lex, lines))
                     );
                     continue;
                 }
-                let steps = replay::coach(&lex, &policy, &lines);
+                let steps = replay::coach(&lex, &policy, lines);
                 match format {
                     Some(Format::Json) => print!("{}", replay::format_json(&steps)),
                     Some(Format::Text) => {
-                        println!("# {}", f.display());
+                        println!("# {name}");
                         print!("{}", replay::format_text(&steps));
                     }
                     _ => {}
@@ -477,17 +552,17 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                 if check {
                     let diffs = replay::check(&steps);
                     if diffs.is_empty() {
-                        eprintln!("ok    {}", f.display());
+                        eprintln!("ok    {name}");
                     } else {
                         failed += 1;
                         for d in diffs {
-                            eprintln!("FAIL  {}: {d}", f.display());
+                            eprintln!("FAIL  {name}: {d}");
                         }
                     }
                 }
             }
             if check {
-                eprintln!("{} passed, {} failed", files.len() - failed, failed);
+                eprintln!("{} passed, {} failed", calls.len() - failed, failed);
             }
             if failed > 0 {
                 Err(ExitCode::from(1))

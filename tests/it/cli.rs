@@ -385,3 +385,93 @@ fn keys_tokens_reload_and_json_logs_from_the_command_line() {
     }
     assert!(server.stop(), "SIGTERM shuts the server down cleanly");
 }
+
+#[test]
+fn replay_reads_calls_archived_as_stm_and_seglst() {
+    use keel::protocol::Inbound;
+    let files = fixtures();
+    let f = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("/06-"))
+        .unwrap();
+    let mut finals: Vec<keel::protocol::Transcript> = keel::replay::read_fixture(f)
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| match l.msg {
+            Inbound::Transcript(t) if t.is_final => Some(t),
+            _ => None,
+        })
+        .collect();
+    finals.sort_by_key(|t| (t.start_ms, t.end_ms));
+    let dir = temp_dir("archive");
+    // The same call three ways: native JSON Lines, STM, SegLST.
+    let mut native = String::from("{\"type\":\"start\",\"call_id\":\"arch-1\"}\n");
+    let mut stm = String::from(";; call 06 as an STM archive\n");
+    let mut seglst = Vec::new();
+    for (i, t) in finals.iter().enumerate() {
+        let speaker = if t.speaker == keel::protocol::Role::Agent {
+            "A1"
+        } else {
+            "C1"
+        };
+        let (s, e) = (t.start_ms.unwrap(), t.end_ms.unwrap());
+        native.push_str(&format!(
+            "{{\"type\":\"transcript\",\"segment_id\":\"seg-{}\",\"speaker\":\"{}\",\"text\":{},\"is_final\":true,\"start_ms\":{s},\"end_ms\":{e}}}\n",
+            i + 1,
+            t.speaker,
+            serde_json::to_string(&t.text).unwrap()
+        ));
+        stm.push_str(&format!(
+            "arch-1 1 {speaker} {:.3} {:.3} <o,f0,unknown> {}\n",
+            s as f64 / 1000.0,
+            e as f64 / 1000.0,
+            t.text
+        ));
+        seglst.push(
+            serde_json::json!({"session_id": "arch-1", "speaker": speaker, "words": t.text,
+            "start_time": s as f64 / 1000.0, "end_time": e as f64 / 1000.0}),
+        );
+    }
+    native.push_str("{\"type\":\"end\",\"reason\":\"completed\"}\n");
+    let (n, st, sg) = (
+        dir.join("call.jsonl"),
+        dir.join("call.stm"),
+        dir.join("call.json"),
+    );
+    std::fs::write(&n, native).unwrap();
+    std::fs::write(&st, stm).unwrap();
+    std::fs::write(&sg, serde_json::to_string_pretty(&seglst).unwrap()).unwrap();
+    let (code, want, err) = keel(&["replay", n.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(want.contains("\"abuse_incidents\":2"), "{want}");
+    let roles = "agent=A1,customer=C1";
+    for (input, file) in [("stm", &st), ("seglst", &sg)] {
+        let (code, got, err) = keel(&[
+            "replay",
+            "--input",
+            input,
+            "--roles",
+            roles,
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{input}: {err}");
+        assert_eq!(
+            got, want,
+            "{input}: the archive coaches like the native recording"
+        );
+    }
+    // A speaker without a role is an error naming it and its line.
+    let (code, _, err) = keel(&[
+        "replay",
+        "--input",
+        "stm",
+        "--roles",
+        "agent=A1",
+        st.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("C1") && err.contains("call.stm:"), "{err}");
+    let (code, _, err) = keel(&["replay", "--input", "stm", st.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--roles"), "{err}");
+}
