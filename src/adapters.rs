@@ -300,17 +300,11 @@ impl Adapter {
             "STARTED" => {
                 let call_id = string(v, "", "ContactId")?.to_string();
                 return Ok(vec![Inbound::Start(Start {
-                    call_id,
-                    agent_id: None,
-                    tenant: None,
                     locale: v
                         .get("LanguageCode")
                         .and_then(Value::as_str)
                         .map(str::to_string),
-                    currency: None,
-                    started_at: None,
-                    authority_limit: None,
-                    expect: None,
+                    ..Start::new(call_id)
                 })]);
             }
             "COMPLETED" => {

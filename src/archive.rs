@@ -93,16 +93,7 @@ pub fn parse(
             segs.sort_by_key(|s| (s.start_ms, s.end_ms, s.line));
             let mut lines = vec![Line {
                 line: segs.first().map(|s| s.line).unwrap_or(1),
-                msg: Inbound::Start(Start {
-                    call_id: call_id.clone(),
-                    agent_id: None,
-                    tenant: None,
-                    locale: None,
-                    currency: None,
-                    started_at: None,
-                    authority_limit: None,
-                    expect: None,
-                }),
+                msg: Inbound::Start(Start::new(call_id.clone())),
             }];
             for (i, s) in segs.iter().enumerate() {
                 lines.push(Line {

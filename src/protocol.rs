@@ -179,6 +179,22 @@ pub struct Start {
     pub expect: Option<Value>,
 }
 
+impl Start {
+    /// A `start` that names only its call.
+    pub fn new(call_id: impl Into<String>) -> Start {
+        Start {
+            call_id: call_id.into(),
+            agent_id: None,
+            tenant: None,
+            locale: None,
+            currency: None,
+            started_at: None,
+            authority_limit: None,
+            expect: None,
+        }
+    }
+}
+
 /// `transcript`: the whole current hypothesis of one segment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Transcript {

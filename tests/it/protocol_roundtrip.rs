@@ -180,16 +180,7 @@ fn every_inbound_message_round_trips() {
             authority_limit: Some(250.0),
             expect: None,
         }),
-        Inbound::Start(Start {
-            call_id: "c-2".into(),
-            agent_id: None,
-            tenant: None,
-            locale: None,
-            currency: None,
-            started_at: None,
-            authority_limit: None,
-            expect: None,
-        }),
+        Inbound::Start(Start::new("c-2")),
         Inbound::Transcript(Transcript {
             segment_id: "s-1".into(),
             speaker: Role::Supervisor,
