@@ -16,7 +16,9 @@
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /widget/`.
 //!
 //! Calls are keyed by tenant and call id: a tenant cannot reach another's call, whatever
-//! id it names. A platform connection that drops leaves its call open for a grace period
+//! id it names. A second platform connection for a call takes over from the first (which
+//! is closed with 1008: it may be half-open after a network fault). A `start` naming
+//! another call than the URL, or a binary frame, gets an `error` and changes nothing. A platform connection that drops leaves its call open for a grace period
 //! (default 120 s): reconnecting to the same URL resumes it (`session` says `resumed`
 //! and `last_seq`); after the grace period the call ends as `dropped` and its record is
 //! produced. Every connection is pinged; one that stays silent past the idle timeout is
@@ -83,6 +85,9 @@ struct Call {
     feeds: Vec<Feed>,
     /// The platform connection's queue, while one is connected.
     platform: Option<mpsc::Sender<Arc<str>>>,
+    /// Cancels the connected platform connection: a newer one for the same call takes
+    /// over (the older may be half-open, its drop not yet noticed).
+    platform_cancel: Option<CancellationToken>,
     last_seq: u64,
     /// Counts platform connections: a grace timer ends the call only if no newer
     /// connection came.
@@ -719,10 +724,14 @@ async fn platform(
     }
     let call = app.call(&key(tenant, &call_id));
     let (out_tx, mut out_rx) = mpsc::channel::<Arc<str>>(PLATFORM_QUEUE);
+    let replaced = CancellationToken::new();
     let (hello, generation) = {
         let mut c = call.lock().expect("call lock");
         c.generation += 1;
         c.platform = Some(out_tx);
+        if let Some(old) = c.platform_cancel.replace(replaced.clone()) {
+            old.cancel();
+        }
         let state = if c.session.is_some() {
             SessionState::Resumed
         } else {
@@ -766,7 +775,7 @@ async fn platform(
         (tenant, &call_id),
         hello,
         (ack, &mut adapter),
-        &mut out_rx,
+        (&mut out_rx, &replaced),
     )
     .await;
     {
@@ -823,7 +832,7 @@ async fn serve_platform(
     (tenant, call_id): (&str, &str),
     hello: Outbound,
     (ack, adapter): (bool, &mut Adapter),
-    out_rx: &mut mpsc::Receiver<Arc<str>>,
+    (out_rx, replaced): (&mut mpsc::Receiver<Arc<str>>, &CancellationToken),
 ) -> Exit {
     if !send(socket, &protocol::encode(&hello)).await {
         return Exit::Gone;
@@ -833,6 +842,10 @@ async fn serve_platform(
         let received = tokio::select! {
             biased;
             _ = app.0.shutdown.cancelled() => return Exit::Shutdown,
+            _ = replaced.cancelled() => {
+                close(socket, 1008, "replaced by a newer connection for this call").await;
+                return Exit::Closed;
+            }
             r = socket.recv() => r,
             // Messages queued by keel itself (none in normal running).
             Some(line) = out_rx.recv() => {
@@ -860,6 +873,18 @@ async fn serve_platform(
         let text = match msg {
             Message::Text(t) => t,
             Message::Close(_) => return Exit::Gone,
+            Message::Binary(_) => {
+                let err = protocol::DecodeError::new(
+                    "message",
+                    "expected a text frame holding JSON (binary frames are not read)",
+                )
+                .to_message(None);
+                app.observe(tenant, call_id, &err);
+                if !send(socket, &protocol::encode(&err)).await {
+                    return Exit::Gone;
+                }
+                continue;
+            }
             _ => continue,
         };
         let mut replies: Vec<String> = Vec::new();
@@ -874,6 +899,21 @@ async fn serve_platform(
                 for mut msg in msgs {
                     if refuse {
                         break;
+                    }
+                    if let Inbound::Start(s) = &msg {
+                        if s.call_id != call_id {
+                            let err = protocol::DecodeError::new(
+                                "start.call_id",
+                                format!(
+                                    "{:?} is not this connection's call ({call_id:?}, from the URL): the start is ignored",
+                                    s.call_id
+                                ),
+                            )
+                            .to_message(None);
+                            app.observe(tenant, call_id, &err);
+                            replies.push(protocol::encode(&err));
+                            continue;
+                        }
                     }
                     if let Inbound::Start(s) = &mut msg {
                         if app.0.auth.enabled() {

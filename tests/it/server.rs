@@ -166,6 +166,18 @@ async fn bad_messages_get_an_error_and_the_connection_stays() {
     .unwrap();
     let e = next_text(&mut ws).await;
     assert!(e.contains("transcript.speaker"), "{e}");
+    ws.send(Message::Binary(vec![0x7b, 0x7d].into()))
+        .await
+        .unwrap();
+    let e = next_text(&mut ws).await;
+    assert!(e.contains("message: expected a text frame"), "{e}");
+    ws.send(Message::Text(
+        r#"{"type":"start","call_id":"c-someone-else"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let e = next_text(&mut ws).await;
+    assert!(e.contains("start.call_id") && e.contains("c-bad"), "{e}");
     ws.send(Message::Text(
         r#"{"type":"transcript","segment_id":"s-2","speaker":"customer","text":"hello there","is_final":true,"seq":7}"#.into(),
     ))
@@ -244,6 +256,26 @@ async fn a_dropped_platform_connection_resumes_without_double_counting() {
         hello.contains("\"state\":\"resumed\"") && hello.contains("\"last_seq\":1"),
         "{hello}"
     );
+    // A newer connection for the same call takes over from an older one (which may be
+    // half-open): the older is closed with 1008 and the call goes on.
+    let (mut newer, _) = connect_async(&url).await.unwrap();
+    assert!(next_text(&mut newer)
+        .await
+        .contains("\"state\":\"resumed\""));
+    let code = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the older connection is closed");
+    assert_eq!(code, Some(1008));
+    let mut ws = newer;
     // The platform re-sends from its last unacknowledged message: the final is idempotent.
     ws.send(Message::Text(abuse.into())).await.unwrap();
     ws.send(Message::Text(
