@@ -101,6 +101,49 @@ pub struct Template {
     pub category: u16,
     pub entry: u16,
     pub regex: Regex,
+    /// The words a match can start with, as bits of a 128-bit word filter
+    /// ([`word_bit`]); all bits set when the pattern does not say. A window none of
+    /// whose words sets one of these bits cannot hold a match.
+    pub(crate) first_words: u128,
+}
+
+/// A word's bit (0–127) in a 128-bit word filter (FNV-1a: cheap, and good enough to
+/// spread short words).
+pub(crate) fn word_bit(word: &[u8]) -> u32 {
+    let h = word.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    h % 128
+}
+
+/// The filter bits of the words every match of `pattern` starts with, or all bits when
+/// the pattern does not say (it may start with a digit, a class, or a long list).
+fn first_words(pattern: &str) -> u128 {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let Ok(hir) = regex_syntax::Parser::new().parse(pattern) else {
+        return u128::MAX;
+    };
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let Some(lits) = seq.literals() else {
+        return u128::MAX;
+    };
+    let mut bits = 0u128;
+    for l in lits {
+        let b = l.as_bytes();
+        let word = match b.iter().position(|&c| c == b' ') {
+            Some(p) if p > 0 => &b[..p],
+            // The whole match is one word.
+            None if l.is_exact() && !b.is_empty() => b,
+            // A literal cut inside its first word, or starting with a space.
+            _ => return u128::MAX,
+        };
+        bits |= 1u128 << word_bit(word);
+    }
+    if bits == 0 {
+        u128::MAX
+    } else {
+        bits
+    }
 }
 
 /// A compiled lexicon set.
@@ -454,6 +497,7 @@ impl Lexicon {
                             category: cid,
                             entry,
                             regex: Regex::new(&anchored).expect("checked at load"),
+                            first_words: first_words(&exp),
                         });
                     }
                     Err(reason) => errors.push(LexiconError {
@@ -545,5 +589,23 @@ impl Lexicon {
     pub fn automaton_bytes(&self) -> usize {
         use aho_corasick::automaton::Automaton;
         self.dfa.memory_usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_know_the_words_they_start_with() {
+        let bit = |w: &str| 1u128 << word_bit(w.as_bytes());
+        assert_eq!(
+            first_words("(will|should) (call|ring) you"),
+            bit("will") | bit("should")
+        );
+        assert_eq!(first_words("refund"), bit("refund"));
+        // A pattern that may start with a digit or any word says nothing.
+        assert_eq!(first_words("[0-9]+ days"), u128::MAX);
+        assert_eq!(first_words("([a-z]+ )?refund"), u128::MAX);
     }
 }
