@@ -156,6 +156,9 @@ struct Inner {
     /// Open websocket connections per tenant.
     connections: Mutex<HashMap<String, usize>>,
     shutdown: CancellationToken,
+    /// Set as shutdown begins, before the calls are ended (and before `shutdown` is
+    /// cancelled): a feed closed by its call's end then knows it is the server stopping.
+    stopping: AtomicBool,
     tasks: TaskTracker,
 }
 
@@ -254,6 +257,7 @@ impl App {
             telemetry: Telemetry::default(),
             connections: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
             tasks: TaskTracker::new(),
         }))
     }
@@ -487,13 +491,14 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let stopping = app.clone();
+    let stopper = app.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!(event = "shutdown_started");
         // Every call's end is queued before any connection is told to close.
-        stopping.end_all(EndReason::Dropped);
-        stopping.0.shutdown.cancel();
+        stopper.0.stopping.store(true, Ordering::SeqCst);
+        stopper.end_all(EndReason::Dropped);
+        stopper.0.shutdown.cancel();
     };
     let result = axum::serve(listener, service)
         .with_graceful_shutdown(signal)
@@ -1175,7 +1180,7 @@ async fn feed_inner(
             code: "slow_consumer",
         });
         close(&mut socket, 1008, "feed too slow: disconnected").await;
-    } else if stopping || app.0.shutdown.is_cancelled() {
+    } else if stopping || app.0.stopping.load(Ordering::SeqCst) {
         close(&mut socket, 1001, "server shutting down").await;
     } else {
         close(&mut socket, 1000, "call ended").await;
@@ -1297,7 +1302,7 @@ async fn admin_reload(headers: HeaderMap, State(app): State<App>) -> Response {
 }
 
 async fn ready(State(app): State<App>) -> Response {
-    if app.0.shutdown.is_cancelled() {
+    if app.0.stopping.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     format!("ready: lexicon {}\n", app.lexicon().version).into_response()
