@@ -19,7 +19,7 @@
 //! (metadata, speech-started events) produce nothing; a message missing a field it needs
 //! is answered with an `error` naming the field.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -110,15 +110,16 @@ impl Channels {
 pub struct Adapter {
     format: Format,
     channels: Channels,
-    /// Segments seen as partials and not yet closed (engines without final ids).
-    open: HashMap<String, ()>,
+    /// Segments seen as partials and not yet closed.
+    open: HashSet<String>,
     /// Contact Lens: the pieces of each transcript so far, with its first offset.
     pieces: HashMap<String, (String, u64)>,
     /// Google: per channel, finals so far and where the last one ended.
     google: HashMap<u64, (u64, u64)>,
 }
 
-fn ms(seconds: f64) -> u64 {
+/// Seconds (as engines and archives give them) to call-time milliseconds.
+pub(crate) fn ms(seconds: f64) -> u64 {
     (seconds * 1000.0).round().max(0.0) as u64
 }
 
@@ -184,7 +185,7 @@ impl Adapter {
         Adapter {
             format,
             channels: channels.unwrap_or_default(),
-            open: HashMap::new(),
+            open: HashSet::new(),
             pieces: HashMap::new(),
             google: HashMap::new(),
         }
@@ -223,11 +224,11 @@ impl Adapter {
     /// An empty result closes a segment only if it was open; otherwise it is silence.
     fn keep(&mut self, id: &str, text: &str, is_final: bool) -> bool {
         if is_final {
-            self.open.remove(id).is_some() || !text.trim().is_empty()
+            self.open.remove(id) || !text.trim().is_empty()
         } else if text.trim().is_empty() {
             false
         } else {
-            self.open.insert(id.to_string(), ());
+            self.open.insert(id.to_string());
             true
         }
     }
@@ -342,19 +343,26 @@ impl Adapter {
                 }
             })
         };
+        // The fields utterances (partial) and transcripts (final) share.
+        let common =
+            |seg: &Value, p: &str, id: &str| -> Result<(String, Role, u64, u64), DecodeError> {
+                Ok((
+                    string(seg, p, id)?.to_string(),
+                    role(
+                        string(seg, p, "ParticipantRole")?,
+                        &format!("{p}ParticipantRole"),
+                    )?,
+                    number(seg, p, "BeginOffsetMillis")? as u64,
+                    number(seg, p, "EndOffsetMillis")? as u64,
+                ))
+            };
         let mut out = Vec::new();
         for (i, seg) in array(v, "", "Segments")?.iter().enumerate() {
             let p = format!("Segments[{i}].");
             if let Some(u) = seg.get("Utterance") {
                 let p = format!("{p}Utterance.");
-                let id = string(u, &p, "TranscriptId")?.to_string();
-                let speaker = role(
-                    string(u, &p, "ParticipantRole")?,
-                    &format!("{p}ParticipantRole"),
-                )?;
+                let (id, speaker, begin, end) = common(u, &p, "TranscriptId")?;
                 let piece = string(u, &p, "PartialContent")?;
-                let begin = number(u, &p, "BeginOffsetMillis")? as u64;
-                let end = number(u, &p, "EndOffsetMillis")? as u64;
                 // Pieces of one transcript follow each other: collect them.
                 let entry = self
                     .pieces
@@ -370,14 +378,8 @@ impl Adapter {
                 }
             } else if let Some(t) = seg.get("Transcript") {
                 let p = format!("{p}Transcript.");
-                let id = string(t, &p, "Id")?.to_string();
-                let speaker = role(
-                    string(t, &p, "ParticipantRole")?,
-                    &format!("{p}ParticipantRole"),
-                )?;
+                let (id, speaker, begin, end) = common(t, &p, "Id")?;
                 let text = string(t, &p, "Content")?.to_string();
-                let begin = number(t, &p, "BeginOffsetMillis")? as u64;
-                let end = number(t, &p, "EndOffsetMillis")? as u64;
                 self.pieces.remove(&id);
                 if self.keep(&id, &text, true) {
                     out.push(transcript(id, speaker, text, true, begin, end));

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::adapters::ms;
 use crate::protocol::{End, EndReason, Inbound, Role, Start, Transcript};
 use crate::replay::{FixtureError, Line};
 
@@ -70,10 +71,6 @@ struct Segment {
     text: String,
     start_ms: u64,
     end_ms: u64,
-}
-
-fn ms(seconds: f64) -> u64 {
-    (seconds * 1000.0).round().max(0.0) as u64
 }
 
 /// Reads an archive's text into calls: (call id, its native events).

@@ -335,7 +335,7 @@ impl App {
         let c = call.lock().expect("call lock");
         if c.ended() {
             if let Some(s) = &c.session {
-                let snap: Arc<str> = protocol::encode(&Outbound::Snapshot(s.snapshot())).into();
+                let snap = snapshot_line(s);
                 self.0
                     .final_snapshots
                     .lock()
@@ -410,13 +410,26 @@ impl App {
             _ => return,
         };
         for o in &outputs {
-            self.observe(tenant, call_id, o);
-            let line: Arc<str> = protocol::encode(o).into();
-            c.fan_out(&line);
+            let line = self.publish(c, tenant, call_id, o);
             if let Some(p) = &c.platform {
-                let _ = p.try_send(Arc::clone(&line));
+                let _ = p.try_send(line);
             }
         }
+    }
+
+    /// Observes one of a call's outputs and fans it out to the call's feeds; returns
+    /// its wire line (for the platform connection).
+    fn publish(&self, c: &mut Call, tenant: &str, call_id: &str, o: &Outbound) -> Arc<str> {
+        self.observe(tenant, call_id, o);
+        let line: Arc<str> = protocol::encode(o).into();
+        c.fan_out(&line);
+        line
+    }
+
+    /// Observes an `error` for the platform connection and returns its wire line.
+    fn error_line(&self, tenant: &str, call_id: &str, err: Outbound) -> String {
+        self.observe(tenant, call_id, &err);
+        protocol::encode(&err)
     }
 
     /// Counts an output, keeps records, and passes critical events to supervisors.
@@ -722,8 +735,7 @@ async fn platform(
             ),
             at_ms: None,
         });
-        app.observe(tenant, &call_id, &err);
-        let _ = send(&mut socket, &protocol::encode(&err)).await;
+        let _ = send(&mut socket, &app.error_line(tenant, &call_id, err)).await;
         close(&mut socket, 1008, "call ended").await;
         return;
     }
@@ -760,8 +772,7 @@ async fn platform(
                     session.set_tenant(tenant);
                 }
                 // Feeds that waited for the call get their snapshot now.
-                let snap: Arc<str> =
-                    protocol::encode(&Outbound::Snapshot(session.snapshot())).into();
+                let snap = snapshot_line(&session);
                 c.session = Some(session);
                 c.fan_out(&snap);
             }
@@ -882,10 +893,13 @@ async fn serve_platform(
                 let err = protocol::DecodeError::new(
                     "message",
                     "expected a text frame holding JSON (binary frames are not read)",
+                );
+                if !send(
+                    socket,
+                    &app.error_line(tenant, call_id, err.to_message(None)),
                 )
-                .to_message(None);
-                app.observe(tenant, call_id, &err);
-                if !send(socket, &protocol::encode(&err)).await {
+                .await
+                {
                     return Exit::Gone;
                 }
                 continue;
@@ -895,85 +909,25 @@ async fn serve_platform(
         let mut replies: Vec<String> = Vec::new();
         let mut refuse = false;
         match adapter.decode(&text) {
-            Err(e) => {
-                let err = e.to_message(None);
-                app.observe(tenant, call_id, &err);
-                replies.push(protocol::encode(&err));
-            }
+            Err(e) => replies.push(app.error_line(tenant, call_id, e.to_message(None))),
             Ok(msgs) => {
                 for mut msg in msgs {
-                    if refuse {
-                        break;
-                    }
-                    if let Inbound::Start(s) = &msg {
-                        if s.call_id != call_id {
-                            let err = protocol::DecodeError::new(
-                                "start.call_id",
-                                format!(
-                                    "{:?} is not this connection's call ({call_id:?}, from the URL): the start is ignored",
-                                    s.call_id
-                                ),
-                            )
-                            .to_message(None);
-                            app.observe(tenant, call_id, &err);
-                            replies.push(protocol::encode(&err));
-                            continue;
-                        }
-                    }
                     if let Inbound::Start(s) = &mut msg {
-                        if app.0.auth.enabled() {
-                            match &s.tenant {
-                                Some(t) if t != tenant => {
-                                    let err = Outbound::Error(protocol::ErrorMsg {
-                                    code: "forbidden".into(),
-                                    message: format!(
-                                        "start.tenant: this connection's API key belongs to tenant {tenant}, not {t}"
-                                    ),
-                                    at_ms: None,
-                                });
-                                    app.observe(tenant, call_id, &err);
-                                    replies.push(protocol::encode(&err));
-                                    refuse = true;
-                                }
-                                Some(_) => {}
-                                None => s.tenant = Some(tenant.to_string()),
+                        match admit_start(app, tenant, call_id, s) {
+                            Admit::Yes => {}
+                            Admit::Ignore(err) => {
+                                replies.push(app.error_line(tenant, call_id, err));
+                                continue;
+                            }
+                            Admit::Refuse(err) => {
+                                replies.push(app.error_line(tenant, call_id, err));
+                                refuse = true;
+                                break;
                             }
                         }
                     }
-                    if !refuse {
-                        let seq = match &msg {
-                            Inbound::Transcript(t) => {
-                                if t.is_final {
-                                    app.0.telemetry.emit(Event::Segment);
-                                }
-                                t.seq
-                            }
-                            _ => None,
-                        };
-                        let mut c = call.lock().expect("call lock");
-                        let Call { session, .. } = &mut *c;
-                        let started = Instant::now();
-                        let outputs = session.as_mut().map(|s| s.feed(&msg)).unwrap_or_default();
-                        app.0.telemetry.emit(Event::Processed {
-                            took: started.elapsed(),
-                        });
-                        if let Some(seq) = seq {
-                            c.last_seq = c.last_seq.max(seq);
-                        }
-                        for o in &outputs {
-                            app.observe(tenant, call_id, o);
-                            let line: Arc<str> = protocol::encode(o).into();
-                            c.fan_out(&line);
-                            replies.push(line.to_string());
-                        }
-                        if c.ended() {
-                            // The call is over: its feeds close once they have its record.
-                            c.feeds.clear();
-                        }
-                        if let (true, Some(seq)) = (ack, seq) {
-                            replies.push(protocol::encode(&Outbound::Ack(protocol::Ack { seq })));
-                        }
-                    }
+                    let mut c = call.lock().expect("call lock");
+                    feed_session(app, &mut c, (tenant, call_id), &msg, ack, &mut replies);
                 }
             }
         }
@@ -986,6 +940,91 @@ async fn serve_platform(
             close(socket, 1008, "wrong tenant").await;
             return Exit::Closed;
         }
+    }
+}
+
+/// A session's snapshot as a wire line.
+fn snapshot_line(s: &Session) -> Arc<str> {
+    protocol::encode(&Outbound::Snapshot(s.snapshot())).into()
+}
+
+/// What to do with a platform's `start`.
+enum Admit {
+    Yes,
+    /// It names another call than the URL: answered with this error, then ignored.
+    Ignore(Outbound),
+    /// It names another tenant than the API key's: answered, and the connection closed.
+    Refuse(Outbound),
+}
+
+/// Checks a platform's `start` against its connection; fills in the tenant when
+/// tenants are configured and the start names none.
+fn admit_start(app: &App, tenant: &str, call_id: &str, s: &mut protocol::Start) -> Admit {
+    if s.call_id != call_id {
+        let err = protocol::DecodeError::new(
+            "start.call_id",
+            format!(
+                "{:?} is not this connection's call ({call_id:?}, from the URL): the start is ignored",
+                s.call_id
+            ),
+        );
+        return Admit::Ignore(err.to_message(None));
+    }
+    if !app.0.auth.enabled() {
+        return Admit::Yes;
+    }
+    match &s.tenant {
+        Some(t) if t != tenant => Admit::Refuse(Outbound::Error(protocol::ErrorMsg {
+            code: "forbidden".into(),
+            message: format!(
+                "start.tenant: this connection's API key belongs to tenant {tenant}, not {t}"
+            ),
+            at_ms: None,
+        })),
+        Some(_) => Admit::Yes,
+        None => {
+            s.tenant = Some(tenant.to_string());
+            Admit::Yes
+        }
+    }
+}
+
+/// Feeds one message to the call's session: its outputs go to the feeds and into
+/// `replies` (then an `ack` when asked for and the message has a `seq`).
+fn feed_session(
+    app: &App,
+    c: &mut Call,
+    (tenant, call_id): (&str, &str),
+    msg: &Inbound,
+    ack: bool,
+    replies: &mut Vec<String>,
+) {
+    let seq = match msg {
+        Inbound::Transcript(t) => {
+            if t.is_final {
+                app.0.telemetry.emit(Event::Segment);
+            }
+            t.seq
+        }
+        _ => None,
+    };
+    let started = Instant::now();
+    let outputs = c.session.as_mut().map(|s| s.feed(msg)).unwrap_or_default();
+    app.0.telemetry.emit(Event::Processed {
+        took: started.elapsed(),
+    });
+    if let Some(seq) = seq {
+        c.last_seq = c.last_seq.max(seq);
+    }
+    for o in &outputs {
+        replies.push(app.publish(c, tenant, call_id, o).to_string());
+    }
+    if c.ended() {
+        // The call is over: its feeds close once they have its record.
+        c.feeds.clear();
+    }
+    if let (true, Some(seq)) = (ack, seq) {
+        replies.push(protocol::encode(&Outbound::Ack(protocol::Ack { seq })));
     }
 }
 
@@ -1131,7 +1170,7 @@ async fn feed_inner(
     {
         let mut c = call.lock().expect("call lock");
         if let Some(s) = &c.session {
-            let snap: Arc<str> = protocol::encode(&Outbound::Snapshot(s.snapshot())).into();
+            let snap = snapshot_line(s);
             let _ = tx.try_send(snap);
         }
         // A feed of an ended call gets the snapshot and closes.

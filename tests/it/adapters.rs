@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::server::next_text;
-use super::support::{fixtures, product_lexicon};
+use super::server::{next_text, start_app};
+use super::support::{fixture, product_lexicon};
 
 /// A native transcript event as `format` would carry it; `None` for other events.
 fn encode(format: Format, t: &keel::protocol::Transcript) -> Option<Value> {
@@ -66,34 +66,16 @@ fn kinds(out: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engines_messages_coach_like_the_native_recording() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let lex = product_lexicon();
-    let app = App::new(lex.clone(), Policy::default());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        keel::server::run(listener, app, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    let files = fixtures();
-    let picked: Vec<_> = files
-        .iter()
-        .filter(|f| {
-            let n = f.to_string_lossy();
-            n.contains("/06-") || n.contains("/01-") || n.contains("/10-")
-        })
-        .collect();
-    assert_eq!(picked.len(), 3);
+    let (addr, stop, handle) = start_app(App::new(lex.clone(), Policy::default())).await;
+    let picked = ["01", "06", "10"].map(fixture);
     let formats = [
         ("deepgram", Format::Deepgram),
         ("aws-transcribe", Format::AwsTranscribe),
         ("contact-lens", Format::ContactLens),
         ("genesys", Format::Genesys),
     ];
-    for f in picked {
+    for f in &picked {
         let lines = replay::read_fixture(f).unwrap();
         // The native recording without its start (engines do not send one), as the
         // baseline: the kinds raised and the record's counters.

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use super::support::{fixtures, root};
+use super::support::{fixture, fixtures, root};
 
 fn keel(args: &[&str]) -> (i32, String, String) {
     keel_env(args, &[])
@@ -120,11 +120,7 @@ fn replay_prints_coaching_messages_and_checks_expectations() {
 
 #[test]
 fn replay_reads_the_policy_from_a_config_file() {
-    let files = fixtures();
-    let abusive = files
-        .iter()
-        .find(|f| f.to_string_lossy().contains("06-"))
-        .expect("fixture 06");
+    let abusive = &fixture("06");
     let d = temp_dir("config");
     let cfg = d.join("keel.toml");
     std::fs::write(&cfg, "[policy]\nwarnings_allowed = 3\n").unwrap();
@@ -389,11 +385,7 @@ fn keys_tokens_reload_and_json_logs_from_the_command_line() {
 #[test]
 fn replay_reads_calls_archived_as_stm_and_seglst() {
     use keel::protocol::Inbound;
-    let files = fixtures();
-    let f = files
-        .iter()
-        .find(|f| f.to_string_lossy().contains("/06-"))
-        .unwrap();
+    let f = &fixture("06");
     let mut finals: Vec<keel::protocol::Transcript> = keel::replay::read_fixture(f)
         .unwrap()
         .into_iter()

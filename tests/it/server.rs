@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-use super::support::{fixtures, product_lexicon};
+use super::support::{fixture, fixtures, product_lexicon};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -27,7 +27,7 @@ async fn start() -> (
 }
 
 /// Serves `app` on 127.0.0.1:0 until the sender fires.
-async fn start_app(
+pub async fn start_app(
     app: App,
 ) -> (
     SocketAddr,
@@ -45,6 +45,22 @@ async fn start_app(
         .unwrap();
     });
     (addr, tx, handle)
+}
+
+/// Reads until the connection closes; the close frame's code, if it had one.
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the connection closes in time")
 }
 
 pub async fn next_text(ws: &mut Ws) -> String {
@@ -191,19 +207,7 @@ async fn bad_messages_get_an_error_and_the_connection_stays() {
     // An oversize message closes the connection with 1009.
     let big = "x".repeat(keel::server::MAX_MESSAGE + 10);
     let _ = ws.send(Message::Text(big.into())).await;
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(m) = ws.next().await {
-            if let Ok(Message::Close(Some(f))) = m {
-                return Some(u16::from(f.code));
-            }
-            if m.is_err() {
-                return None;
-            }
-        }
-        None
-    })
-    .await
-    .expect("closed in time");
+    let closed = close_code(&mut ws).await;
     assert_eq!(closed, Some(1009));
     let (code, _) = reqwest_get(addr, "/v1/calls/c-bad/record").await;
     assert_eq!(code, 404, "no record before the call ends");
@@ -262,18 +266,7 @@ async fn a_dropped_platform_connection_resumes_without_double_counting() {
     assert!(next_text(&mut newer)
         .await
         .contains("\"state\":\"resumed\""));
-    let code = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(m) = ws.next().await {
-            match m {
-                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    })
-    .await
-    .expect("the older connection is closed");
+    let code = close_code(&mut ws).await;
     assert_eq!(code, Some(1008));
     let mut ws = newer;
     // The platform re-sends from its last unacknowledged message: the final is idempotent.
@@ -353,11 +346,7 @@ async fn supervisors_see_the_critical_events_of_every_call() {
     let (mut alerts, _) = connect_async(format!("ws://{addr}/v1/supervisor/alerts"))
         .await
         .unwrap();
-    let files = fixtures();
-    let abusive = files
-        .iter()
-        .find(|f| f.to_string_lossy().contains("06-"))
-        .expect("fixture 06");
+    let abusive = &fixture("06");
     let lines = replay::read_fixture(abusive).unwrap();
     let live = stream_fixture(addr, "c-alerts", &lines[1..]).await;
     let critical: Vec<&String> = live
@@ -418,18 +407,7 @@ async fn a_slow_feed_is_cut_off_while_the_call_goes_on() {
         }
     }
     // The slow feed was disconnected with 1008 once its queue overflowed.
-    let code = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(m) = slow.next().await {
-            match m {
-                Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    })
-    .await
-    .expect("the slow feed ends");
+    let code = close_code(&mut slow).await;
     assert_eq!(code, Some(1008));
     stop.send(()).unwrap();
     handle.await.unwrap();

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::Request;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::server::{next_text, Ws};
+use super::server::{close_code, next_text, Ws};
 use super::support::{http, product_lexicon, root, TEST_LEXICON};
 
 const ACME_KEY: &str = "kk_acme-test-key-0123456789";
@@ -153,23 +153,30 @@ fn assert_metric(metrics: &str, line: &str) {
     );
 }
 
-fn bearer(key: &str) -> String {
-    format!("Bearer {key}")
+/// Asks for a widget token for call `c-w` (`query` after the path) with `headers`.
+async fn mint_request(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    http(
+        addr,
+        "POST",
+        &format!("/v1/calls/c-w/widget-token{query}"),
+        headers,
+    )
+    .await
 }
 
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(m) = ws.next().await {
-            match m {
-                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    })
+/// Asks the server to reload its lexicon set with `authorization`.
+async fn reload(addr: SocketAddr, authorization: &str) -> (u16, String) {
+    http(
+        addr,
+        "POST",
+        "/v1/admin/reload",
+        &[("authorization", authorization)],
+    )
     .await
-    .expect("the connection closes in time")
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
 }
 
 async fn send(ws: &mut Ws, line: &str) {
@@ -308,24 +315,12 @@ async fn widget_feeds_take_a_short_lived_token_for_their_call() {
     let s = serve(config(), product_lexicon(), None).await;
     let key = bearer(ACME_KEY);
     // The platform mints a token with its key.
-    let (code, _) = http(s.addr, "POST", "/v1/calls/c-w/widget-token", &[]).await;
+    let (code, _) = mint_request(s.addr, "", &[]).await;
     assert_eq!(code, 401);
-    let (code, body) = http(
-        s.addr,
-        "POST",
-        "/v1/calls/c-w/widget-token?ttl=100h",
-        &[("authorization", &key)],
-    )
-    .await;
+    let (code, body) = mint_request(s.addr, "?ttl=100h", &[("authorization", &key)]).await;
     assert_eq!(code, 400, "longer than the maximum: {body}");
     assert!(body.contains("ttl"), "{body}");
-    let (code, body) = http(
-        s.addr,
-        "POST",
-        "/v1/calls/c-w/widget-token?ttl=5m",
-        &[("authorization", &key)],
-    )
-    .await;
+    let (code, body) = mint_request(s.addr, "?ttl=5m", &[("authorization", &key)]).await;
     assert_eq!(code, 200, "{body}");
     let minted: serde_json::Value = serde_json::from_str(&body).unwrap();
     let protocol = minted["protocol"].as_str().unwrap().to_string();
@@ -379,13 +374,7 @@ async fn widget_feeds_take_a_short_lived_token_for_their_call() {
     // globex's token for its own c-w opens globex's c-w, not acme's: it sees nothing.
     let globex_token = token(SECRET, "globex", "c-w", 60, now_secs());
     let proto = format!("keel.token.{globex_token}");
-    let mut foreign = open(
-        s.addr,
-        "/v1/calls/c-w/nudges",
-        &[("sec-websocket-protocol", &proto)],
-    )
-    .await
-    .unwrap();
+    let mut foreign = feed_with(s.addr, "c-w", &proto).await.unwrap();
     send(&mut a, r#"{"type":"transcript","segment_id":"s-2","speaker":"customer","text":"you useless idiot","is_final":true,"start_ms":3000,"end_ms":4000}"#).await;
     until(&mut a, "{\"type\":\"boundary\"").await;
     let nothing = tokio::time::timeout(Duration::from_millis(300), foreign.next()).await;
@@ -519,13 +508,7 @@ async fn a_reload_reaches_new_calls_while_running_calls_keep_their_set() {
     std::fs::write(dir.join("test.toml"), &src).unwrap();
     let (code, _) = http(s.addr, "POST", "/v1/admin/reload", &h).await;
     assert_eq!(code, 401, "a tenant's key is not the admin key");
-    let (code, body) = http(
-        s.addr,
-        "POST",
-        "/v1/admin/reload",
-        &[("authorization", &admin)],
-    )
-    .await;
+    let (code, body) = reload(s.addr, &admin).await;
     assert_eq!(code, 200, "{body}");
     let new_version = s.app.lexicon().version.clone();
     assert_ne!(new_version, old_version);
@@ -563,13 +546,7 @@ async fn a_reload_reaches_new_calls_while_running_calls_keep_their_set() {
         "[[category]]\nid = \"broken\"\nspeaker = \"nobody\"\n",
     )
     .unwrap();
-    let (code, body) = http(
-        s.addr,
-        "POST",
-        "/v1/admin/reload",
-        &[("authorization", &admin)],
-    )
-    .await;
+    let (code, body) = reload(s.addr, &admin).await;
     assert_eq!(code, 422, "{body}");
     assert!(
         body.contains("test.toml"),
@@ -599,13 +576,7 @@ async fn shutdown_sends_open_calls_their_records_and_closes() {
         .app
         .widget_token("acme", "c-open", Duration::from_secs(60));
     let proto = format!("keel.token.{token}");
-    let mut feed = open(
-        s.addr,
-        "/v1/calls/c-open/nudges",
-        &[("sec-websocket-protocol", &proto)],
-    )
-    .await
-    .unwrap();
+    let mut feed = feed_with(s.addr, "c-open", &proto).await.unwrap();
     send(&mut ws, ANGRY).await;
     until(&mut ws, "{\"type\":\"nudge\"").await;
     let app = s.app.clone();

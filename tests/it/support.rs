@@ -106,6 +106,17 @@ pub fn fixtures() -> Vec<PathBuf> {
     keel::replay::jsonl_files(&root().join("fixtures/calls")).unwrap_or_default()
 }
 
+/// The recorded call whose file name starts with `number` ("06").
+pub fn fixture(number: &str) -> PathBuf {
+    fixtures()
+        .into_iter()
+        .find(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{number}-")))
+        })
+        .unwrap_or_else(|| panic!("no fixture {number}"))
+}
+
 /// A small deterministic generator for re-chunking.
 pub struct Rng(pub u64);
 
