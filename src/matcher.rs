@@ -28,7 +28,7 @@ use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::Anchored;
 use serde::{Deserialize, Serialize};
 
-use crate::lexicon::compile::{word_bit, Cue, Use};
+use crate::lexicon::compile::{Cue, Use};
 use crate::lexicon::{Lexicon, SpeakerFilter};
 use crate::text::{redact, NormState, RedactState, Role, TokenSink};
 
@@ -157,73 +157,12 @@ pub struct Stream {
     state: StreamState,
     /// Recent normalised text, `" tok tok tok"`; its last token is `state.tok`.
     tail: String,
-    /// The word-filter bits of the tail's last tokens, derived from the tail (and
-    /// rebuilt from it after a restore).
-    #[serde(skip)]
-    ring: WordRing,
     /// Emit modifier cues as hits (for checking modifier examples).
     #[serde(default)]
     emit_cues: bool,
     /// Report only abuse hits (a partial's probe when only urgent hits matter).
     #[serde(default)]
     urgent_only: bool,
-}
-
-/// The last [`RING`] tokens' word-filter bit and length: which words the template
-/// window holds, without reading it.
-#[derive(Clone, Debug)]
-struct WordRing {
-    /// `bit << 16 | bytes` (the token's length plus its space); the newest just before
-    /// `next`.
-    entries: [u32; RING],
-    next: usize,
-    len: usize,
-    /// The ring holds the tail's tokens (false after a restore, until rebuilt).
-    valid: bool,
-}
-
-impl Default for WordRing {
-    fn default() -> Self {
-        WordRing {
-            entries: [0; RING],
-            next: 0,
-            len: 0,
-            valid: false,
-        }
-    }
-}
-
-/// A power of two: indexes wrap with a mask.
-const RING: usize = 64;
-
-impl WordRing {
-    fn push(&mut self, tok: &str) {
-        self.entries[self.next] =
-            word_bit(tok.as_bytes()) << 16 | (tok.len() + 1).min(0xffff) as u32;
-        self.next = (self.next + 1) & (RING - 1);
-        self.len = (self.len + 1).min(RING);
-    }
-
-    /// The bits of the newest tokens that fill `bytes` of the tail; all bits if the
-    /// ring cannot tell.
-    fn bits_within(&self, bytes: usize) -> u128 {
-        let (mut acc, mut bits) = (0usize, 0u128);
-        let mut at = self.next;
-        for _ in 0..self.len {
-            at = at.wrapping_sub(1) & (RING - 1);
-            let e = self.entries[at];
-            acc += (e & 0xffff) as usize;
-            if acc > bytes {
-                return bits;
-            }
-            bits |= 1u128 << (e >> 16);
-        }
-        if self.len == RING {
-            u128::MAX
-        } else {
-            bits
-        }
-    }
 }
 
 struct Ctx<'a> {
@@ -233,6 +172,8 @@ struct Ctx<'a> {
     candidates: Vec<u16>,
     /// When set, every word fed is appended here (space-separated).
     words: Option<&'a mut String>,
+    /// A cache for template searches.
+    search: &'a mut regex_automata::hybrid::dfa::Cache,
 }
 
 impl Stream {
@@ -261,10 +202,6 @@ impl Stream {
                 recent: [u64::MAX; RECENT_SLOTS],
             },
             tail: String::with_capacity(TAIL_BYTES * 2),
-            ring: WordRing {
-                valid: true,
-                ..WordRing::default()
-            },
             emit_cues: false,
             urgent_only: false,
         }
@@ -314,6 +251,7 @@ impl Stream {
         f: impl FnOnce(&mut NormState, &mut Sink<'_, '_>),
     ) {
         let mut norm = self.state.norm;
+        let mut search = lex.searcher.cache();
         let mut sink = Sink {
             stream: self,
             ctx: Ctx {
@@ -321,6 +259,7 @@ impl Stream {
                 out,
                 candidates: Vec::new(),
                 words,
+                search: &mut search,
             },
         };
         f(&mut norm, &mut sink);
@@ -345,10 +284,6 @@ impl Stream {
     }
 
     fn push_tail(&mut self, tok: &str) {
-        if !self.ring.valid {
-            self.rebuild_ring();
-        }
-        self.ring.push(tok);
         self.tail.push(' ');
         self.tail.push_str(tok);
         if self.tail.len() > MAX_TAIL_BYTES {
@@ -356,17 +291,6 @@ impl Stream {
             let at = self.tail[cut..].find(' ').map(|p| cut + p).unwrap_or(cut);
             self.tail.drain(..at);
         }
-    }
-
-    fn rebuild_ring(&mut self) {
-        let mut ring = WordRing {
-            valid: true,
-            ..WordRing::default()
-        };
-        for w in self.tail.split(' ').skip(1) {
-            ring.push(w);
-        }
-        self.ring = ring;
     }
 
     /// The normalised text of tokens `start..=end`, from the tail (clause ends dropped).
@@ -744,10 +668,8 @@ impl Stream {
             _ => from,
         };
         let window = &self.tail[wstart..];
-        // The words of the window, as a filter: a template none of whose first words is
-        // there cannot match, and is not searched.
-        let seen = self.ring.bits_within(window.len());
         let mut found: Vec<(usize, u32)> = Vec::new();
+        let (mut all, mut walked, mut gave_up) = (Vec::new(), false, false);
         for &ti in candidates {
             let ti = ti as usize;
             let tpl = &lex.templates[ti];
@@ -760,13 +682,23 @@ impl Stream {
             {
                 continue;
             }
-            if tpl.first_words & seen == 0 {
-                continue;
+            // One walk back over the window finds every template that ends here.
+            if !walked {
+                walked = true;
+                gave_up = lex
+                    .searcher
+                    .all_starts(ctx.search, window, &mut all)
+                    .is_err();
             }
-            let Some(m) = tpl.regex.find(window) else {
+            let start = if gave_up {
+                tpl.regex.find(window).map(|m| m.start())
+            } else {
+                all.iter().find(|(p, _)| *p as usize == ti).map(|x| x.1)
+            };
+            let Some(start) = start else {
                 continue;
             };
-            let text = window[m.start()..].trim_start();
+            let text = window[start..].trim_start();
             let ntok = text.split(' ').count() as u32;
             let start = t + 1 - ntok.min(t);
             if start >= self.state.clause_start {

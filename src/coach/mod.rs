@@ -146,62 +146,72 @@ fn remedy_of(tag: Option<&str>) -> Option<RemedyKind> {
     RemedyKind::parse(tag?)
 }
 
+/// Content words are at least this long, in lower-case letters, and not stop words.
+const CONTENT_WORD_LEN: usize = 5;
+
+fn is_content_word(w: &str) -> bool {
+    w.len() >= CONTENT_WORD_LEN
+        && w.bytes().all(|b| b.is_ascii_lowercase())
+        && STOP_WORDS.binary_search(&w).is_err()
+}
+
+/// Sorted (a test holds it so), for a binary search.
 const STOP_WORDS: &[&str] = &[
     "about",
+    "actually",
     "after",
     "again",
+    "already",
+    "always",
+    "anything",
+    "basically",
     "because",
     "before",
     "being",
     "could",
     "didn't",
     "doesn't",
+    "every",
+    "everything",
     "going",
     "gonna",
     "great",
+    "have",
+    "just",
+    "like",
+    "literally",
+    "maybe",
+    "never",
+    "nothing",
+    "okay",
+    "other",
+    "please",
     "really",
     "right",
     "should",
     "something",
+    "sorry",
     "still",
     "thank",
     "thanks",
+    "that",
     "their",
     "there",
     "these",
     "thing",
     "think",
+    "this",
     "those",
     "today",
-    "which",
-    "while",
-    "would",
-    "yeah",
-    "you're",
     "what",
     "when",
     "where",
-    "have",
-    "that",
-    "this",
+    "which",
+    "while",
     "with",
-    "just",
-    "like",
-    "okay",
-    "sorry",
-    "please",
-    "actually",
-    "basically",
-    "literally",
-    "anything",
-    "everything",
-    "nothing",
-    "other",
-    "every",
-    "already",
-    "maybe",
-    "never",
-    "always",
+    "would",
+    "yeah",
+    "you're",
 ];
 
 impl Session {
@@ -595,8 +605,7 @@ impl Session {
 
     fn learn_words(&mut self, words: &str) {
         for w in words.split(' ') {
-            if w.len() >= 5 && w.bytes().all(|b| b.is_ascii_lowercase()) && !STOP_WORDS.contains(&w)
-            {
+            if is_content_word(w) && !self.customer_words.contains(w) {
                 self.customer_words.insert(w.to_string());
             }
         }
@@ -630,7 +639,11 @@ impl Session {
         }
         // Mirroring: the agent reuses the customer's own content words (two or more).
         for w in words.split(' ') {
-            if self.customer_words.contains(w) {
+            // Only content words were learnt: the cheap test first.
+            if w.len() >= CONTENT_WORD_LEN
+                && self.customer_words.contains(w)
+                && !self.shared_words.contains(w)
+            {
                 self.shared_words.insert(w.to_string());
             }
         }
@@ -1125,5 +1138,18 @@ impl Session {
             },
             at_ms: self.now,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_words_are_sorted_for_their_binary_search() {
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(!is_content_word("should"));
+        assert!(is_content_word("router"));
+        assert!(!is_content_word("wifi"));
     }
 }

@@ -101,49 +101,6 @@ pub struct Template {
     pub category: u16,
     pub entry: u16,
     pub regex: Regex,
-    /// The words a match can start with, as bits of a 128-bit word filter
-    /// ([`word_bit`]); all bits set when the pattern does not say. A window none of
-    /// whose words sets one of these bits cannot hold a match.
-    pub(crate) first_words: u128,
-}
-
-/// A word's bit (0–127) in a 128-bit word filter (FNV-1a: cheap, and good enough to
-/// spread short words).
-pub(crate) fn word_bit(word: &[u8]) -> u32 {
-    let h = word.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    });
-    h % 128
-}
-
-/// The filter bits of the words every match of `pattern` starts with, or all bits when
-/// the pattern does not say (it may start with a digit, a class, or a long list).
-fn first_words(pattern: &str) -> u128 {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let Ok(hir) = regex_syntax::Parser::new().parse(pattern) else {
-        return u128::MAX;
-    };
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
-    let Some(lits) = seq.literals() else {
-        return u128::MAX;
-    };
-    let mut bits = 0u128;
-    for l in lits {
-        let b = l.as_bytes();
-        let word = match b.iter().position(|&c| c == b' ') {
-            Some(p) if p > 0 => &b[..p],
-            // The whole match is one word.
-            None if l.is_exact() && !b.is_empty() => b,
-            // A literal cut inside its first word, or starting with a space.
-            _ => return u128::MAX,
-        };
-        bits |= 1u128 << word_bit(word);
-    }
-    if bits == 0 {
-        u128::MAX
-    } else {
-        bits
-    }
 }
 
 /// A compiled lexicon set.
@@ -164,6 +121,8 @@ pub struct Lexicon {
     pub(crate) digit_templates: Vec<u16>,
     /// Templates tried at every word (a class of letters can end them).
     pub(crate) always_templates: Vec<u16>,
+    /// Every template in one reverse automaton (searches share its tables).
+    pub(crate) searcher: super::reverse::Searcher,
     /// Number of entries (phrases) and templates, for reports.
     pub entry_count: usize,
     pub template_count: usize,
@@ -337,6 +296,7 @@ impl Lexicon {
         let mut trigger_map: HashMap<String, Vec<u16>> = HashMap::new();
         let mut digit_templates: Vec<u16> = Vec::new();
         let mut always_templates: Vec<u16> = Vec::new();
+        let mut runnable: Vec<String> = Vec::new();
         let mut categories = Vec::with_capacity(cats.len());
         let mut entry_count = 0;
 
@@ -493,11 +453,11 @@ impl Lexicon {
                             digit_templates.push(tid);
                         }
                         let anchored = template::anchored(&exp);
+                        runnable.push(anchored.clone());
                         templates.push(Template {
                             category: cid,
                             entry,
                             regex: Regex::new(&anchored).expect("checked at load"),
-                            first_words: first_words(&exp),
                         });
                     }
                     Err(reason) => errors.push(LexiconError {
@@ -567,7 +527,15 @@ impl Lexicon {
                 }])
             })?;
         let template_count = templates.len();
+        let searcher = super::reverse::Searcher::new(&runnable).map_err(|reason| {
+            LexiconErrors(vec![LexiconError {
+                file: "lexicons".into(),
+                line: 0,
+                reason,
+            }])
+        })?;
         Ok(Lexicon {
+            searcher,
             version: version_of(sources),
             categories,
             normalizer,
@@ -589,23 +557,5 @@ impl Lexicon {
     pub fn automaton_bytes(&self) -> usize {
         use aho_corasick::automaton::Automaton;
         self.dfa.memory_usage()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_know_the_words_they_start_with() {
-        let bit = |w: &str| 1u128 << word_bit(w.as_bytes());
-        assert_eq!(
-            first_words("(will|should) (call|ring) you"),
-            bit("will") | bit("should")
-        );
-        assert_eq!(first_words("refund"), bit("refund"));
-        // A pattern that may start with a digit or any word says nothing.
-        assert_eq!(first_words("[0-9]+ days"), u128::MAX);
-        assert_eq!(first_words("([a-z]+ )?refund"), u128::MAX);
     }
 }

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod compile;
 pub mod load;
+pub(crate) mod reverse;
 pub mod template;
 
 use serde::{Deserialize, Serialize};
