@@ -157,6 +157,9 @@ pub struct Stream {
     state: StreamState,
     /// Recent normalised text, `" tok tok tok"`; its last token is `state.tok`.
     tail: String,
+    /// Scratch space for the templates to try at a word (kept to save allocations).
+    #[serde(skip)]
+    scratch: Vec<u16>,
     /// Emit modifier cues as hits (for checking modifier examples).
     #[serde(default)]
     emit_cues: bool,
@@ -202,6 +205,7 @@ impl Stream {
                 recent: [u64::MAX; RECENT_SLOTS],
             },
             tail: String::with_capacity(TAIL_BYTES * 2),
+            scratch: Vec::new(),
             emit_cues: false,
             urgent_only: false,
         }
@@ -252,17 +256,20 @@ impl Stream {
     ) {
         let mut norm = self.state.norm;
         let mut search = lex.searcher.cache();
+        let candidates = std::mem::take(&mut self.scratch);
         let mut sink = Sink {
             stream: self,
             ctx: Ctx {
                 lex,
                 out,
-                candidates: Vec::new(),
+                candidates,
                 words,
                 search: &mut search,
             },
         };
         f(&mut norm, &mut sink);
+        let candidates = std::mem::take(&mut sink.ctx.candidates);
+        self.scratch = candidates;
         self.state.norm = norm;
     }
 
@@ -295,6 +302,10 @@ impl Stream {
 
     /// The normalised text of tokens `start..=end`, from the tail (clause ends dropped).
     fn span_text(&self, start: u32, end: u32) -> String {
+        // Usually the span is one run of the tail without a clause end: one copy.
+        if let Some(s) = self.span_slice(start, end).filter(|s| !s.contains('|')) {
+            return s.to_string();
+        }
         let mut words: Vec<&str> = Vec::new();
         let mut idx = self.state.tok;
         for w in self.tail.rsplit(' ') {
@@ -308,6 +319,26 @@ impl Stream {
         }
         words.reverse();
         words.join(" ")
+    }
+
+    /// The tail's text of tokens `start..=end`, when all of them are in the tail.
+    fn span_slice(&self, start: u32, end: u32) -> Option<&str> {
+        if start == 0 || start > end || end > self.state.tok {
+            return None;
+        }
+        let (mut idx, mut hi, mut token_end) = (self.state.tok, None, self.tail.len());
+        for (space, _) in self.tail.rmatch_indices(' ') {
+            // Token `idx` is `space + 1..token_end`.
+            if idx == end {
+                hi = Some(token_end);
+            }
+            if idx == start {
+                return Some(&self.tail[space + 1..hi?]);
+            }
+            token_end = space;
+            idx -= 1;
+        }
+        None
     }
 
     fn token_at(&self, i: u32) -> Option<&str> {
@@ -390,6 +421,9 @@ impl Stream {
         for pass in passes {
             for i in 0..n {
                 let pid = lex.dfa.match_pattern(sid, i).as_usize();
+                if lex.passes[pid] & 1 << pass == 0 {
+                    continue;
+                }
                 let len = lex.pattern_tokens[pid] as u32;
                 let start = t + 1 - len.min(t);
                 for &u in &lex.uses[pid] {
@@ -891,7 +925,7 @@ impl CallMatcher {
         self.last_final = Some(side);
         let text = redact(text, role, true, &mut self.redact).into_owned();
         let stream = self.stream(side);
-        let mut words = String::new();
+        let mut words = String::with_capacity(text.len() + 16);
         stream.feed_words(&lex, &text, &mut hits, Some(&mut words));
         let mut provisional = Vec::new();
         if stream.has_pending() {

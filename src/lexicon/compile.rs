@@ -112,6 +112,9 @@ pub struct Lexicon {
     pub normalizer: Normalizer,
     pub(crate) dfa: Automaton,
     pub(crate) uses: Vec<Vec<Use>>,
+    /// Per pattern, the matcher's passes its uses take part in (bit 0: cues and
+    /// triggers, 1: entries and fragments, 2: exceptions), so a pass skips the rest.
+    pub(crate) passes: Vec<u8>,
     pub(crate) pattern_tokens: Vec<u8>,
     pub(crate) gapped: Vec<Gapped>,
     pub(crate) templates: Vec<Template>,
@@ -541,6 +544,18 @@ impl Lexicon {
             normalizer,
             dfa,
             pattern_count: patterns.len(),
+            passes: uses
+                .iter()
+                .map(|us| {
+                    us.iter().fold(0u8, |m, u| {
+                        m | match u {
+                            Use::Cue { .. } | Use::Trigger { .. } => 1,
+                            Use::Entry { .. } | Use::Fragment { .. } => 2,
+                            Use::Exception { .. } => 4,
+                        }
+                    })
+                })
+                .collect(),
             uses,
             pattern_tokens,
             gapped,
