@@ -521,6 +521,9 @@ impl Lexicon {
         let dfa = Automaton::builder()
             .match_kind(MatchKind::Standard)
             .prefilter(false)
+            // Dense transitions for the first four bytes of every pattern: the states
+            // nearly every word passes through (1.16 MiB in all instead of 1.03).
+            .dense_depth(4)
             .build(&patterns)
             .map_err(|e| {
                 LexiconErrors(vec![LexiconError {
