@@ -319,8 +319,14 @@ fn tails(h: &regex_syntax::hir::Hir, words: usize) -> Option<Vec<String>> {
             let mut t = tails(&r.sub, words)?;
             let open = t.iter().any(|s| !closed(s, words));
             if r.max != Some(1) && r.max != Some(0) && open {
-                // The tail may run on into an earlier repetition.
-                return None;
+                // The tail may run on into an earlier repetition: read two of them
+                // ("twenty five"), one that runs on into what comes before, or none
+                // (a superset when more are required).
+                let two = concat_tails(&[(*r.sub).clone(), (*r.sub).clone()], words)?;
+                if !two.iter().all(|s| closed(s, words)) {
+                    return None;
+                }
+                t.extend(two);
             }
             if r.min == 0 {
                 t.push(String::new());
@@ -332,7 +338,7 @@ fn tails(h: &regex_syntax::hir::Hir, words: usize) -> Option<Vec<String>> {
             for s in v {
                 all.extend(tails(s, words)?);
             }
-            all
+            shorten(all, words)
         }
         HirKind::Concat(v) => concat_tails(v, words)?,
     };
@@ -353,7 +359,15 @@ fn concat_tails(items: &[regex_syntax::hir::Hir], words: usize) -> Option<Vec<St
         }
     }
     if !open.is_empty() {
-        let pre = concat_tails(rest, words)?;
+        // What comes before needs to supply only the words the open tails lack: reading
+        // no further back keeps an earlier repetition ("(\w+ ){0,3}") from spoiling
+        // tails that close before it.
+        let have = open
+            .iter()
+            .map(|a| a.matches(' ').count())
+            .min()
+            .unwrap_or(0);
+        let pre = concat_tails(rest, words.saturating_sub(have).max(1))?;
         if pre.len() * open.len() > TAIL_LIMIT {
             return None;
         }
@@ -363,7 +377,25 @@ fn concat_tails(items: &[regex_syntax::hir::Hir], words: usize) -> Option<Vec<St
             }
         }
     }
-    Some(out)
+    Some(shorten(out, words))
+}
+
+/// Only the last `words` words of a tail matter (from the space before them): longer
+/// tails are cut there, and tails that become equal are kept once, so that long lists
+/// before the last words do not multiply.
+fn shorten(tails: Vec<String>, words: usize) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(tails.len());
+    for t in tails {
+        let t = match t.rmatch_indices(' ').nth(words.saturating_sub(1)) {
+            Some((at, _)) if t.matches(' ').count() > words => t[at..].to_string(),
+            _ => t,
+        };
+        if seen.insert(t.clone()) {
+            out.push(t);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -422,5 +454,20 @@ mod tests {
         assert!(e.pairs.contains("turn on") && !e.always);
         let e = ends("thanks for the (update|call)");
         assert!(e.pairs.contains("the update") && e.pairs.contains("the call"));
+        // A gap further back does not stop the last two words from being read, so a
+        // template ending on a common word ends on a pair, not on every "the".
+        let e = ends(r"i ordered (a|the)( \w+){0,3} (and|but) (i |they )?(got|was sent) (a|the)");
+        assert!(e.words.is_empty() && !e.always, "{e:?}");
+        assert!(e.pairs.contains("got the") && e.pairs.contains("sent a"));
+        // Long lists before the last words are read only as far as they matter.
+        let e = ends(
+            "(i|we) (just |really |still )?(want|need|demand|expect) (a |my |the |a full |my whole )?(refund|credit for (this|it))",
+        );
+        assert!(e.words.is_empty(), "{e:?}");
+        assert!(e.pairs.contains("my refund") && e.pairs.contains("for it"));
+        // Repeated words: the last two repetitions, or one after what comes before.
+        let e = ends("(usd|gbp) (one|two)( (and )?(one|two))*");
+        assert!(e.pairs.contains("usd one") && e.pairs.contains("one two"));
+        assert!(e.pairs.contains("and two") && e.words.is_empty(), "{e:?}");
     }
 }
