@@ -146,6 +146,24 @@ fn remedy_of(tag: Option<&str>) -> Option<RemedyKind> {
     RemedyKind::parse(tag?)
 }
 
+/// A set of lexicon kinds, as bits (the kinds of one segment's hits).
+#[derive(Clone, Copy, Default)]
+struct KindSet(u128);
+
+impl KindSet {
+    fn with(self, kind: Kind) -> KindSet {
+        KindSet(self.0 | 1 << kind_index(kind))
+    }
+    fn contains(&self, kind: &Kind) -> bool {
+        self.0 & 1 << kind_index(*kind) != 0
+    }
+}
+
+fn kind_index(kind: Kind) -> usize {
+    // A field-less enum: its discriminants are 0, 1, 2, … (a test holds them under 128).
+    kind as usize
+}
+
 /// Content words are at least this long, in lower-case letters, and not stop words.
 const CONTENT_WORD_LEN: usize = 5;
 
@@ -723,10 +741,9 @@ impl Session {
         if hits.is_empty() {
             return;
         }
-        let kinds: BTreeSet<Kind> = hits
-            .iter()
-            .map(|h| self.lex.categories[h.category as usize].kind)
-            .collect();
+        let kinds = hits.iter().fold(KindSet::default(), |set, h| {
+            set.with(self.lex.categories[h.category as usize].kind)
+        });
         for h in hits {
             match side {
                 Side::Customer => self.customer_hit(h, out),
@@ -835,7 +852,7 @@ impl Session {
         }
     }
 
-    fn agent_hit(&mut self, h: &Hit, kinds: &BTreeSet<Kind>, out: &mut Vec<Outbound>) {
+    fn agent_hit(&mut self, h: &Hit, kinds: &KindSet, out: &mut Vec<Outbound>) {
         let cat = &self.lex.categories[h.category as usize];
         let kind = cat.kind;
         let tag = cat.tag.clone();
@@ -1144,6 +1161,15 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_sets_hold_every_kind() {
+        assert!(Kind::ALL.iter().all(|&k| kind_index(k) < 128));
+        let set = KindSet::default().with(Kind::Summary);
+        assert!(set.contains(&Kind::Summary) && !set.contains(&Kind::OpenQuestion));
+        let all = Kind::ALL.iter().fold(KindSet::default(), |s, &k| s.with(k));
+        assert!(Kind::ALL.iter().all(|k| all.contains(k)));
+    }
 
     #[test]
     fn stop_words_are_sorted_for_their_binary_search() {

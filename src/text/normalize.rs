@@ -266,7 +266,7 @@ impl Normalizer {
         out: &mut impl TokenSink,
     ) {
         let mut chars = chars.peekable();
-        let mut tok = String::new();
+        let mut tok = String::with_capacity(32);
         let mut prev: Option<char> = None;
         let mut prev2: Option<char> = None;
         while let Some(c) = chars.next() {
