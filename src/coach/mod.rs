@@ -622,6 +622,10 @@ impl Session {
     }
 
     fn learn_words(&mut self, words: &str) {
+        // Mirroring, once seen, stays: the words are needed only until then.
+        if self.mirrored {
+            return;
+        }
         for w in words.split(' ') {
             if is_content_word(w) && !self.customer_words.contains(w) {
                 self.customer_words.insert(w.to_string());
@@ -656,6 +660,9 @@ impl Session {
             self.turn.ms += e.saturating_sub(s);
         }
         // Mirroring: the agent reuses the customer's own content words (two or more).
+        if self.mirrored {
+            return;
+        }
         for w in words.split(' ') {
             // Only content words were learnt: the cheap test first.
             if w.len() >= CONTENT_WORD_LEN

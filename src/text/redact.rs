@@ -93,14 +93,17 @@ fn scan(text: &str) -> Scan {
         request_word: false,
     };
     let mut run = 0;
+    // Words are runs of ASCII letters and digits: splitting the bytes is the same as
+    // splitting the characters, since no byte of a multi-byte character is ASCII.
     for w in text
-        .split(|c: char| !c.is_ascii_alphanumeric())
+        .as_bytes()
+        .split(|b| !b.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
     {
-        if w.bytes().all(|b| b.is_ascii_digit()) {
+        if w.iter().all(u8::is_ascii_digit) {
             run += w.len();
         } else {
-            match classify(w) {
+            match classify_bytes(w) {
                 Word::Digit(_) => run += 1,
                 Word::Repeat(n) => run += n,
                 Word::Request => {
@@ -129,8 +132,12 @@ enum Word {
 
 /// Classifies a word, in any case, without allocating.
 fn classify(w: &str) -> Word {
+    classify_bytes(w.as_bytes())
+}
+
+fn classify_bytes(w: &[u8]) -> Word {
     // Most words are none of these: reject them on their first letter.
-    let first = w.as_bytes().first().map(u8::to_ascii_lowercase);
+    let first = w.first().map(u8::to_ascii_lowercase);
     if !matches!(
         first,
         Some(b'z' | b'o' | b't' | b'f' | b's' | b'e' | b'n' | b'd' | b'c' | b'v' | b'b')
@@ -141,7 +148,7 @@ fn classify(w: &str) -> Word {
     let Some(lower) = buf.get_mut(..w.len()) else {
         return Word::Other;
     };
-    lower.copy_from_slice(w.as_bytes());
+    lower.copy_from_slice(w);
     lower.make_ascii_lowercase();
     match &*lower {
         b"zero" | b"oh" | b"o" => Word::Digit(0),
