@@ -421,12 +421,13 @@ impl Stream {
         for pass in passes {
             for i in 0..n {
                 let pid = lex.dfa.match_pattern(sid, i).as_usize();
-                if lex.passes[pid] & 1 << pass == 0 {
+                let info = lex.pattern_info[pid];
+                if info.passes & 1 << pass == 0 {
                     continue;
                 }
-                let len = lex.pattern_tokens[pid] as u32;
+                let len = info.tokens as u32;
                 let start = t + 1 - len.min(t);
-                for &u in &lex.uses[pid] {
+                for &u in info.uses(lex) {
                     match (pass, u) {
                         (0, Use::Cue { cue, category }) => {
                             self.on_cue(ctx, cue, category, start, t)
@@ -440,9 +441,9 @@ impl Stream {
                         (2, Use::Exception { category }) => {
                             self.on_exception(lex, category, start, t)
                         }
-                        (0, Use::Trigger { list }) => {
-                            candidates.extend_from_slice(&lex.trigger_lists[list as usize])
-                        }
+                        (0, Use::Trigger { start, len }) => candidates.extend_from_slice(
+                            &lex.trigger_items[start as usize..][..len as usize],
+                        ),
                         _ => {}
                     }
                 }

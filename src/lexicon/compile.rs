@@ -41,9 +41,28 @@ pub enum Use {
     Cue { cue: Cue, category: u16 },
     /// An exception phrase of a category.
     Exception { category: u16 },
-    /// A word that can end templates: those of `Lexicon::trigger_lists[list]` are tried
-    /// when it ends.
-    Trigger { list: u16 },
+    /// A word that can end templates: those of `Lexicon::trigger_items[start..][..len]`
+    /// are tried when it ends.
+    Trigger { start: u32, len: u16 },
+}
+
+/// An automaton pattern as the matcher needs it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PatternInfo {
+    /// Where its uses start in `Lexicon::use_list`, and how many.
+    pub(crate) start: u32,
+    pub(crate) len: u16,
+    /// Its number of words.
+    pub(crate) tokens: u8,
+    /// The matcher's passes its uses take part in (bit 0: cues and triggers, 1: entries
+    /// and fragments, 2: exceptions), so a pass skips the rest.
+    pub(crate) passes: u8,
+}
+
+impl PatternInfo {
+    pub(crate) fn uses<'a>(&self, lex: &'a Lexicon) -> &'a [Use] {
+        &lex.use_list[self.start as usize..][..self.len as usize]
+    }
 }
 
 /// A gapped entry: its fragments' token counts and the gap after each fragment.
@@ -111,15 +130,14 @@ pub struct Lexicon {
     pub categories: Vec<Category>,
     pub normalizer: Normalizer,
     pub(crate) dfa: Automaton,
-    pub(crate) uses: Vec<Vec<Use>>,
-    /// Per pattern, the matcher's passes its uses take part in (bit 0: cues and
-    /// triggers, 1: entries and fragments, 2: exceptions), so a pass skips the rest.
-    pub(crate) passes: Vec<u8>,
-    pub(crate) pattern_tokens: Vec<u8>,
+    /// Per automaton pattern: its words and uses (one load for the matcher).
+    pub(crate) pattern_info: Vec<PatternInfo>,
+    /// The uses of every pattern, one after another.
+    pub(crate) use_list: Vec<Use>,
     pub(crate) gapped: Vec<Gapped>,
     pub(crate) templates: Vec<Template>,
     /// Templates tried at a word, per trigger word.
-    pub(crate) trigger_lists: Vec<Vec<u16>>,
+    pub(crate) trigger_items: Vec<u16>,
     /// Templates tried at a word with a digit.
     pub(crate) digit_templates: Vec<u16>,
     /// Templates tried at every word (a class of letters can end them).
@@ -504,19 +522,37 @@ impl Lexicon {
         }
         let mut triggers: Vec<(String, Vec<u16>)> = trigger_map.into_iter().collect();
         triggers.sort();
-        let mut trigger_lists = Vec::with_capacity(triggers.len());
+        let mut trigger_items = Vec::new();
         for (w, list) in triggers {
             pattern_for(
                 &w,
                 Use::Trigger {
-                    list: trigger_lists.len() as u16,
+                    start: trigger_items.len() as u32,
+                    len: list.len() as u16,
                 },
             );
-            trigger_lists.push(list);
+            trigger_items.extend(list);
         }
-        let pattern_tokens = patterns
+        let mut use_list = Vec::new();
+        let pattern_info = patterns
             .iter()
-            .map(|p| p.trim().split(' ').count().min(255) as u8)
+            .zip(&uses)
+            .map(|(p, us)| {
+                let info = PatternInfo {
+                    start: use_list.len() as u32,
+                    len: us.len() as u16,
+                    tokens: p.trim().split(' ').count().min(255) as u8,
+                    passes: us.iter().fold(0u8, |m, u| {
+                        m | match u {
+                            Use::Cue { .. } | Use::Trigger { .. } => 1,
+                            Use::Entry { .. } | Use::Fragment { .. } => 2,
+                            Use::Exception { .. } => 4,
+                        }
+                    }),
+                };
+                use_list.extend_from_slice(us);
+                info
+            })
             .collect();
         let dfa = Automaton::builder()
             .match_kind(MatchKind::Standard)
@@ -547,23 +583,11 @@ impl Lexicon {
             normalizer,
             dfa,
             pattern_count: patterns.len(),
-            passes: uses
-                .iter()
-                .map(|us| {
-                    us.iter().fold(0u8, |m, u| {
-                        m | match u {
-                            Use::Cue { .. } | Use::Trigger { .. } => 1,
-                            Use::Entry { .. } | Use::Fragment { .. } => 2,
-                            Use::Exception { .. } => 4,
-                        }
-                    })
-                })
-                .collect(),
-            uses,
-            pattern_tokens,
+            pattern_info,
+            use_list,
             gapped,
             templates,
-            trigger_lists,
+            trigger_items,
             digit_templates,
             always_templates,
             entry_count,
