@@ -157,9 +157,10 @@ pub struct Stream {
     state: StreamState,
     /// Recent normalised text, `" tok tok tok"`; its last token is `state.tok`.
     tail: String,
-    /// Scratch space for the templates to try at a word (kept to save allocations).
+    /// Scratch space for the templates to try at a word, and for the templates found
+    /// there (kept to save allocations).
     #[serde(skip)]
-    scratch: Vec<u16>,
+    scratch: (Vec<u16>, Vec<(u16, usize)>),
     /// Emit modifier cues as hits (for checking modifier examples).
     #[serde(default)]
     emit_cues: bool,
@@ -173,6 +174,8 @@ struct Ctx<'a> {
     out: &'a mut Vec<Hit>,
     /// Scratch: the templates to try at the current word.
     candidates: Vec<u16>,
+    /// Scratch: the templates that end at the current word, and where.
+    starts: Vec<(u16, usize)>,
     /// When set, every word fed is appended here (space-separated).
     words: Option<&'a mut String>,
     /// A cache for template searches.
@@ -205,7 +208,7 @@ impl Stream {
                 recent: [u64::MAX; RECENT_SLOTS],
             },
             tail: String::with_capacity(TAIL_BYTES * 2),
-            scratch: Vec::new(),
+            scratch: (Vec::new(), Vec::new()),
             emit_cues: false,
             urgent_only: false,
         }
@@ -256,20 +259,22 @@ impl Stream {
     ) {
         let mut norm = self.state.norm;
         let mut search = lex.searcher.cache();
-        let candidates = std::mem::take(&mut self.scratch);
+        let (candidates, starts) = std::mem::take(&mut self.scratch);
         let mut sink = Sink {
             stream: self,
             ctx: Ctx {
                 lex,
                 out,
                 candidates,
+                starts,
                 words,
                 search: &mut search,
             },
         };
         f(&mut norm, &mut sink);
         let candidates = std::mem::take(&mut sink.ctx.candidates);
-        self.scratch = candidates;
+        let starts = std::mem::take(&mut sink.ctx.starts);
+        self.scratch = (candidates, starts);
         self.state.norm = norm;
     }
 
@@ -704,7 +709,9 @@ impl Stream {
         };
         let window = &self.tail[wstart..];
         let mut found: Vec<(usize, u32)> = Vec::new();
-        let (mut all, mut walked, mut gave_up) = (Vec::new(), false, false);
+        let mut all = std::mem::take(&mut ctx.starts);
+        all.clear();
+        let (mut walked, mut gave_up) = (false, false);
         for &ti in candidates {
             let ti = ti as usize;
             let tpl = &lex.templates[ti];
@@ -740,6 +747,7 @@ impl Stream {
                 found.push((ti, start));
             }
         }
+        ctx.starts = all;
         for (ti, start) in found {
             let n = self.state.templates_len as usize;
             if let Some(tp) = self.state.templates[..n]

@@ -562,16 +562,16 @@ impl Session {
             _ => {}
         }
         self.last_final = Some(side);
-        self.last_segment[side_index(side)] = Segment {
-            id: t.segment_id.clone(),
-            text: update.text.clone(),
-            at_ms: at,
-        };
         if side == Side::Agent {
             self.agent_turn_words(t, &update.text, &update.words);
         } else {
             self.learn_words(&update.words);
         }
+        let seg = &mut self.last_segment[side_index(side)];
+        seg.id.clear();
+        seg.id.push_str(&t.segment_id);
+        seg.text = update.text;
+        seg.at_ms = at;
         self.hits(side, &mine, out);
         // A boundary nudge raised from this segment's partials that the final (and the
         // words still pending) does not bear out is withdrawn.

@@ -86,6 +86,11 @@ impl Vocab {
     }
 }
 
+thread_local! {
+    /// The token buffer of [`Normalizer::scan`], kept between calls.
+    static TOKEN: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
 /// The normaliser: stateless itself (it holds the vocabulary), state lives in [`NormState`].
 #[derive(Debug, Default, Clone)]
 pub struct Normalizer {
@@ -266,7 +271,10 @@ impl Normalizer {
         out: &mut impl TokenSink,
     ) {
         let mut chars = chars.peekable();
-        let mut tok = String::with_capacity(32);
+        // This thread's token buffer, given back at the end (a nested scan would find
+        // it empty and use a new one).
+        let mut tok = TOKEN.take();
+        tok.clear();
         let mut prev: Option<char> = None;
         let mut prev2: Option<char> = None;
         while let Some(c) = chars.next() {
@@ -328,6 +336,7 @@ impl Normalizer {
         if !tok.is_empty() {
             self.emit_raw(state, &tok, out);
         }
+        TOKEN.set(tok);
     }
 
     /// One raw token (lower-cased, may hold ' * $ @ digits).
