@@ -19,6 +19,8 @@ type MakeCache = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSaf
 
 pub(crate) struct Searcher {
     dfa: DFA,
+    /// Whether the automaton reads bytes (see `same_on_bytes`) rather than characters.
+    on_bytes: bool,
     pool: Pool<Cache, MakeCache>,
 }
 
@@ -28,6 +30,7 @@ impl std::fmt::Debug for Searcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Searcher")
             .field("templates", &self.dfa.pattern_len())
+            .field("on_bytes", &self.on_bytes)
             .finish()
     }
 }
@@ -37,18 +40,36 @@ impl Searcher {
     /// template order. Match kind `All`: a walk reports every template, and goes on to
     /// the longest match of each.
     pub(crate) fn new(anchored: &[String]) -> Result<Searcher, String> {
-        let dfa = DFA::builder()
-            .configure(
-                DFA::config()
-                    .match_kind(MatchKind::All)
-                    .cache_capacity(CACHE_BYTES),
-            )
-            .thompson(thompson::Config::new().reverse(true))
-            .build_many(anchored)
-            .map_err(|e| format!("templates: {e}"))?;
+        let build = |bytes: bool| {
+            DFA::builder()
+                .configure(
+                    DFA::config()
+                        .match_kind(MatchKind::All)
+                        .cache_capacity(CACHE_BYTES),
+                )
+                .syntax(
+                    regex_automata::util::syntax::Config::new()
+                        .unicode(!bytes)
+                        .utf8(!bytes),
+                )
+                .thompson(thompson::Config::new().reverse(true).utf8(!bytes))
+                .build_many(anchored)
+                .map_err(|e| format!("templates: {e}"))
+        };
+        // Bytes, not characters, when that matches the same spans (see
+        // `same_on_bytes`): a much smaller automaton than UTF-8 sequences need.
+        let bytes = anchored.iter().all(|p| same_on_bytes(p));
+        let (dfa, on_bytes) = match build(bytes) {
+            Ok(dfa) => (dfa, bytes),
+            Err(_) => (build(false)?, false),
+        };
         let make = dfa.clone();
         let pool: Pool<Cache, MakeCache> = Pool::new(Box::new(move || make.create_cache()));
-        Ok(Searcher { dfa, pool })
+        Ok(Searcher {
+            dfa,
+            on_bytes,
+            pool,
+        })
     }
 
     /// A cache for searches (this thread's, usually).
@@ -98,5 +119,69 @@ impl Searcher {
             record(cache, sid, 0, out);
         }
         Ok(())
+    }
+}
+
+/// Whether `pattern` matches the same spans of valid UTF-8 text read as bytes as read as
+/// characters: read as bytes, every class of bytes is ASCII, except a run of a class
+/// (`[^ |]*`, `[^ ]+`), which covers the same text either way; classes of characters
+/// (`(\$|£|€)`) and literals are their UTF-8 sequences; the only look-around is `^` and
+/// `$`. (`[^ ]` alone would match one byte of "é" instead of
+/// the letter.)
+fn same_on_bytes(pattern: &str) -> bool {
+    use regex_syntax::hir::{Class, Hir, HirKind, Look};
+    fn ok(h: &Hir, run: bool) -> bool {
+        match h.kind() {
+            HirKind::Empty | HirKind::Literal(_) => true,
+            HirKind::Look(l) => matches!(l, Look::Start | Look::End),
+            // A class of characters still matches whole characters (UTF-8 sequences).
+            HirKind::Class(Class::Unicode(_)) => true,
+            HirKind::Class(Class::Bytes(c)) => run || c.ranges().iter().all(|r| r.end() < 0x80),
+            HirKind::Repetition(r) => {
+                let run =
+                    r.max.is_none() && r.min <= 1 && matches!(r.sub.kind(), HirKind::Class(_));
+                ok(&r.sub, run)
+            }
+            HirKind::Capture(c) => ok(&c.sub, run),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().all(|h| ok(h, false)),
+        }
+    }
+    // Read as bytes: a pattern that cannot be (a class of non-ASCII characters) is not.
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .is_ok_and(|h| ok(&h, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_on_bytes;
+    use crate::lexicon::Lexicon;
+
+    #[test]
+    fn the_product_templates_run_on_bytes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lexicons");
+        let lex = Lexicon::load(&dir).expect("the product lexicon loads");
+        assert!(lex.searcher.on_bytes);
+    }
+
+    #[test]
+    fn templates_run_on_bytes_only_when_that_is_the_same() {
+        assert!(same_on_bytes(
+            "(?:^| )(?:refund (you )?[0-9]+ (dollars|£))$"
+        ));
+        assert!(same_on_bytes(
+            "(?:^| )(?:(?:[a-m][^ |]*|not[^ |]+) ){0,5}today$"
+        ));
+        // One character of any kind is one to four bytes.
+        assert!(!same_on_bytes("(?:^| )(?:x[^ ]y)$"));
+        assert!(!same_on_bytes("(?:^| )(?:x.y)$"));
+        assert!(!same_on_bytes("(?:^| )(?:[^ ]{2,} ok)$"));
+        // Characters written out match whole; a class of them cannot be read as bytes.
+        assert!(same_on_bytes(r"(?:^| )(?:(\$|£|€) ?5)$"));
+        assert!(!same_on_bytes("(?:^| )(?:[£€]5)$"));
+        assert!(!same_on_bytes(r"(?:^| )(?:\bword)$"));
     }
 }

@@ -21,7 +21,9 @@ fn number() -> String {
 
 fn amount() -> String {
     let n = number();
-    format!(r"(?:[$£€] ?{DIGITS}(?: ?k)?(?: {CURRENCY_WORD})?|{n} {CURRENCY_WORD}|{DIGITS}k)")
+    // The signs as an alternation, not a class: a class of non-ASCII characters would
+    // keep the template automaton from working on bytes.
+    format!(r"(?:(?:\$|£|€) ?{DIGITS}(?: ?k)?(?: {CURRENCY_WORD})?|{n} {CURRENCY_WORD}|{DIGITS}k)")
 }
 
 fn duration() -> String {
