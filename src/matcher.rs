@@ -160,13 +160,24 @@ pub struct Stream {
     /// Scratch space for the templates to try at a word, and for the templates found
     /// there (kept to save allocations).
     #[serde(skip)]
-    scratch: (Vec<u16>, Vec<(u16, usize)>),
+    scratch: Scratch,
     /// Emit modifier cues as hits (for checking modifier examples).
     #[serde(default)]
     emit_cues: bool,
     /// Report only abuse hits (a partial's probe when only urgent hits matter).
     #[serde(default)]
     urgent_only: bool,
+}
+
+/// A stream's scratch buffers: reused between words, never copied (a clone starts
+/// empty).
+#[derive(Debug, Default)]
+struct Scratch(Vec<u16>, Vec<(u16, usize)>);
+
+impl Clone for Scratch {
+    fn clone(&self) -> Self {
+        Scratch::default()
+    }
 }
 
 struct Ctx<'a> {
@@ -208,7 +219,7 @@ impl Stream {
                 recent: [u64::MAX; RECENT_SLOTS],
             },
             tail: String::with_capacity(TAIL_BYTES * 2),
-            scratch: (Vec::new(), Vec::new()),
+            scratch: Scratch::default(),
             emit_cues: false,
             urgent_only: false,
         }
@@ -259,7 +270,7 @@ impl Stream {
     ) {
         let mut norm = self.state.norm;
         let mut search = lex.searcher.cache();
-        let (candidates, starts) = std::mem::take(&mut self.scratch);
+        let Scratch(candidates, starts) = std::mem::take(&mut self.scratch);
         let mut sink = Sink {
             stream: self,
             ctx: Ctx {
@@ -274,7 +285,7 @@ impl Stream {
         f(&mut norm, &mut sink);
         let candidates = std::mem::take(&mut sink.ctx.candidates);
         let starts = std::mem::take(&mut sink.ctx.starts);
-        self.scratch = (candidates, starts);
+        self.scratch = Scratch(candidates, starts);
         self.state.norm = norm;
     }
 

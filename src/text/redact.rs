@@ -136,7 +136,11 @@ fn classify(w: &str) -> Word {
 }
 
 fn classify_bytes(w: &[u8]) -> Word {
-    // Most words are none of these: reject them on their first letter.
+    // Most words are none of these: reject them on their length (the words below have
+    // 1 to 6, 8 or 12 letters) and their first letter.
+    if !matches!(w.len(), 1..=6 | 8 | 12) {
+        return Word::Other;
+    }
     let first = w.first().map(u8::to_ascii_lowercase);
     if !matches!(
         first,
@@ -493,6 +497,39 @@ pub fn redact<'a>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_spoken_digit_and_request_word_is_classified() {
+        for w in [
+            "zero",
+            "oh",
+            "O",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "double",
+            "Triple",
+            "security",
+            "cvv",
+            "cvv2",
+            "cvc",
+            "cvc2",
+            "cid",
+            "verification",
+            "digit",
+            "digits",
+            "back",
+        ] {
+            assert!(classify(w) != Word::Other, "{w}");
+        }
+        assert!(classify("threes") == Word::Other && classify("backing") == Word::Other);
+    }
+
     use super::*;
 
     fn r(text: &str, fin: bool) -> String {
