@@ -28,7 +28,7 @@ use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::Anchored;
 use serde::{Deserialize, Serialize};
 
-use crate::lexicon::compile::{Cue, Use};
+use crate::lexicon::compile::{Cue, PatternInfo, Use};
 use crate::lexicon::{Lexicon, SpeakerFilter};
 use crate::text::{redact, NormState, RedactState, Role, TokenSink};
 
@@ -81,6 +81,8 @@ pub struct Hit {
 }
 
 const GAP_SLOTS: usize = 5;
+/// Patterns ending at one word that are read onto the stack (more go to the heap).
+const ENDED: usize = 32;
 const RECENT_SLOTS: usize = 4;
 /// Words after a fragment within which a next fragment can still end (gap + its words).
 const GAP_REACH: u32 = 16;
@@ -380,9 +382,28 @@ impl Stream {
         let sid = StateID::new(self.state.ac as usize).expect("valid state id");
         let mut candidates = std::mem::take(&mut ctx.candidates);
         candidates.clear();
-        let matched = ctx.lex.dfa.is_match(sid);
-        if matched {
-            self.on_matches(ctx, sid, t, 0..2, &mut candidates);
+        // The patterns that end here, read once for the three passes over them.
+        let mut ended = [PatternInfo::default(); ENDED];
+        let mut many = Vec::new();
+        let (ended, passes) = if ctx.lex.dfa.is_match(sid) {
+            let n = ctx.lex.dfa.match_len(sid);
+            let list: &mut [PatternInfo] = if n <= ENDED {
+                &mut ended[..n]
+            } else {
+                many.resize(n, PatternInfo::default());
+                &mut many
+            };
+            let mut passes = 0;
+            for (i, e) in list.iter_mut().enumerate() {
+                *e = ctx.lex.pattern_info[ctx.lex.dfa.match_pattern(sid, i).as_usize()];
+                passes |= e.passes;
+            }
+            (&*list, passes)
+        } else {
+            (&[][..], 0)
+        };
+        if passes & 0b011 != 0 {
+            self.on_matches(ctx, ended, t, 0..2, &mut candidates);
         }
         if tok.bytes().any(|b| b.is_ascii_digit()) {
             candidates.extend_from_slice(&ctx.lex.digit_templates);
@@ -393,9 +414,9 @@ impl Stream {
             candidates.dedup();
             self.templates(ctx, t, &candidates);
         }
-        if matched {
+        if passes & 0b100 != 0 {
             // Exceptions last: they must see every hit that ends on this word.
-            self.on_matches(ctx, sid, t, 2..3, &mut candidates);
+            self.on_matches(ctx, ended, t, 2..3, &mut candidates);
         }
         ctx.candidates = candidates;
         self.decide_due(ctx, t);
@@ -427,17 +448,14 @@ impl Stream {
     fn on_matches(
         &mut self,
         ctx: &mut Ctx,
-        sid: StateID,
+        ended: &[PatternInfo],
         t: u32,
         passes: std::ops::Range<u8>,
         candidates: &mut Vec<u16>,
     ) {
         let lex = ctx.lex;
-        let n = lex.dfa.match_len(sid);
         for pass in passes {
-            for i in 0..n {
-                let pid = lex.dfa.match_pattern(sid, i).as_usize();
-                let info = lex.pattern_info[pid];
+            for &info in ended {
                 if info.passes & 1 << pass == 0 {
                     continue;
                 }

@@ -47,7 +47,7 @@ pub enum Use {
 }
 
 /// An automaton pattern as the matcher needs it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PatternInfo {
     /// Where its uses start in `Lexicon::use_list`, and how many.
     pub(crate) start: u32,
