@@ -14,6 +14,10 @@ use keel::lexicon::Lexicon;
 use keel::protocol::Inbound;
 use keel::replay::read_fixture;
 
+/// The allocator of keel's binary (src/main.rs), so that the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Corpus {
     calls: Vec<Vec<Inbound>>,
     finals: usize,

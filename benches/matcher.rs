@@ -10,6 +10,10 @@ use std::sync::Arc;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use keel::lexicon::{template, Lexicon};
+
+/// The allocator of keel's binary (src/main.rs), so that the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use keel::matcher::{CallMatcher, Side, Stream, MAX_TAIL_BYTES};
 use keel::protocol::Inbound;
 use keel::replay::{read_fixture, side_of};

@@ -252,7 +252,8 @@ impl Normalizer {
     /// [`flush`]: Normalizer::flush
     pub fn feed(&self, state: &mut NormState, text: &str, out: &mut impl TokenSink) {
         if text.is_ascii() {
-            self.scan(state, text.chars(), out);
+            // Every byte is a character: no UTF-8 decoding.
+            self.scan(state, text.bytes().map(char::from), out);
         } else {
             let folded: String = text.nfkc().map(fold_char).collect();
             self.scan(state, folded.chars(), out);
