@@ -160,6 +160,100 @@ mod tests {
     use super::same_on_bytes;
     use crate::lexicon::Lexicon;
 
+    /// The windows the matcher searches: every word end of the recorded calls' finals,
+    /// as `" tok tok | tok"`, cut to its last 120 bytes at a space.
+    fn corpus_windows(lex: &Lexicon) -> Vec<String> {
+        use crate::protocol::Inbound;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = crate::replay::jsonl_files(&root.join("fixtures/calls")).expect("fixtures");
+        let mut texts: Vec<String> = Vec::new();
+        for f in files {
+            for l in crate::replay::read_fixture(&f).expect("fixture") {
+                if let Inbound::Transcript(t) = l.msg {
+                    if t.is_final {
+                        texts.push(lex.normalizer.normalize_str(&t.text));
+                    }
+                }
+            }
+        }
+        // Characters the corpus lacks: signs and letters of more than one byte.
+        texts.push("i was charged £50 and €20 for the café au lait refund".into());
+        texts.push("refund the full €1,200 to my naïve account".into());
+        let mut out = Vec::new();
+        for text in texts {
+            let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+            for end in 1..=words.len() {
+                let mut w = format!(" {}", words[..end].join(" "));
+                if w.len() > 120 {
+                    let mut from = w.len() - 120;
+                    while !w.is_char_boundary(from) {
+                        from += 1;
+                    }
+                    let at = w[from..].find(' ').map_or(from, |p| from + p);
+                    w = w[at..].to_string();
+                }
+                out.push(w);
+            }
+        }
+        out
+    }
+
+    /// The one walk back finds, for every template, what the template's own regex finds
+    /// at the end of the window (every window for what the walk finds; one in 13, and
+    /// every one with characters of more than one byte, for all templates); and every template that matches there is one the matcher would
+    /// have tried at that word (its triggers are a superset).
+    #[test]
+    fn one_walk_finds_what_each_template_finds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lexicons");
+        let lex = Lexicon::load(&dir).expect("the product lexicon loads");
+        let ends: Vec<super::super::template::Ends> = lex
+            .templates
+            .iter()
+            .map(|t| {
+                let c = &lex.categories[t.category as usize];
+                let src = &c.source.templates[t.entry as usize - c.source.entries.len()];
+                super::super::template::ends(
+                    &super::super::template::expand(&src.text).expect("expands"),
+                )
+            })
+            .collect();
+        let windows = corpus_windows(&lex);
+        assert!(windows.len() > 10_000, "{} windows", windows.len());
+        let mut cache = lex.searcher.cache();
+        let (mut starts, mut matched) = (Vec::new(), 0);
+        for (i, w) in windows.iter().enumerate() {
+            starts.clear();
+            lex.searcher
+                .all_starts(&mut cache, w, &mut starts)
+                .expect("the walk does not give up");
+            let mut toks = w.rsplit(' ');
+            let last = toks.next().unwrap_or("");
+            let pair = format!("{} {last}", toks.next().unwrap_or(""));
+            let all = i % 13 == 0 || !w.is_ascii();
+            for (ti, t) in lex.templates.iter().enumerate() {
+                if !all && !starts.iter().any(|(p, _)| *p as usize == ti) {
+                    continue;
+                }
+                let want = t.regex.find(w).map(|m| m.start());
+                let got = starts.iter().find(|(p, _)| *p as usize == ti).map(|x| x.1);
+                assert_eq!(got, want, "template {ti} ({}) on {w:?}", t.regex.as_str());
+                if want.is_some() {
+                    matched += 1;
+                    let e = &ends[ti];
+                    let tried = e.always
+                        || (e.digits && last.bytes().any(|b| b.is_ascii_digit()))
+                        || e.words.contains(last)
+                        || e.pairs.contains(&pair);
+                    assert!(tried, "template {ti} matches {w:?} but is not tried there");
+                }
+            }
+        }
+        assert!(
+            matched > 200,
+            "only {matched} matches: the check would prove little"
+        );
+    }
+
     #[test]
     fn the_product_templates_run_on_bytes() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lexicons");
