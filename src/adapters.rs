@@ -161,25 +161,6 @@ fn first_alternative(v: &Value, path: &str, alts: &str, text: &str) -> Result<St
     }
 }
 
-fn transcript(
-    segment_id: String,
-    speaker: Role,
-    text: String,
-    is_final: bool,
-    start_ms: u64,
-    end_ms: u64,
-) -> Inbound {
-    Inbound::Transcript(Transcript {
-        segment_id,
-        speaker,
-        text,
-        is_final,
-        start_ms: Some(start_ms),
-        end_ms: Some(end_ms.max(start_ms)),
-        seq: None,
-    })
-}
-
 impl Adapter {
     pub fn new(format: Format, channels: Option<Channels>) -> Adapter {
         Adapter {
@@ -221,16 +202,36 @@ impl Adapter {
         }
     }
 
-    /// An empty result closes a segment only if it was open; otherwise it is silence.
-    fn keep(&mut self, id: &str, text: &str, is_final: bool) -> bool {
-        if is_final {
-            self.open.remove(id) || !text.trim().is_empty()
+    /// The native transcript of one engine result, unless it is silence: an empty
+    /// result closes a segment only if it was open.
+    fn segment(
+        &mut self,
+        id: String,
+        speaker: Role,
+        text: String,
+        is_final: bool,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Option<Inbound> {
+        let keep = if is_final {
+            self.open.remove(&id) || !text.trim().is_empty()
         } else if text.trim().is_empty() {
             false
         } else {
-            self.open.insert(id.to_string());
+            self.open.insert(id.clone());
             true
-        }
+        };
+        keep.then(|| {
+            Inbound::Transcript(Transcript {
+                segment_id: id,
+                speaker,
+                text,
+                is_final,
+                start_ms: Some(start_ms),
+                end_ms: Some(end_ms.max(start_ms)),
+                seq: None,
+            })
+        })
     }
 
     fn deepgram(&mut self, v: &Value) -> Result<Vec<Inbound>, DecodeError> {
@@ -253,10 +254,10 @@ impl Adapter {
         let speaker = self.channels.role("channel_index", ch as usize)?;
         let (s, e) = (ms(start), ms(start + duration));
         let id = format!("{ch}:{s}");
-        if !self.keep(&id, &text, is_final) {
-            return Ok(Vec::new());
-        }
-        Ok(vec![transcript(id, speaker, text, is_final, s, e)])
+        Ok(self
+            .segment(id, speaker, text, is_final, s, e)
+            .into_iter()
+            .collect())
     }
 
     fn transcribe(&mut self, v: &Value) -> Result<Vec<Inbound>, DecodeError> {
@@ -288,9 +289,7 @@ impl Adapter {
             };
             let speaker = self.channels.role(&format!("{p}ChannelId"), ch)?;
             let text = first_alternative(r, &p, "Alternatives", "Transcript")?;
-            if self.keep(&id, &text, is_final) {
-                out.push(transcript(id, speaker, text, is_final, s, e));
-            }
+            out.extend(self.segment(id, speaker, text, is_final, s, e));
         }
         Ok(out)
     }
@@ -373,17 +372,13 @@ impl Adapter {
                 }
                 entry.0.push_str(piece.trim());
                 let (text, first) = (entry.0.clone(), entry.1);
-                if self.keep(&id, &text, false) {
-                    out.push(transcript(id, speaker, text, false, first, end));
-                }
+                out.extend(self.segment(id, speaker, text, false, first, end));
             } else if let Some(t) = seg.get("Transcript") {
                 let p = format!("{p}Transcript.");
                 let (id, speaker, begin, end) = common(t, &p, "Id")?;
                 let text = string(t, &p, "Content")?.to_string();
                 self.pieces.remove(&id);
-                if self.keep(&id, &text, true) {
-                    out.push(transcript(id, speaker, text, true, begin, end));
-                }
+                out.extend(self.segment(id, speaker, text, true, begin, end));
             }
             // Categories and other segment kinds carry no transcript.
         }
@@ -435,10 +430,10 @@ impl Adapter {
         };
         let speaker = self.channels.role("speaker_label", index)?;
         let id = format!("turn-{order}");
-        if !self.keep(&id, &text, is_final) {
-            return Ok(Vec::new());
-        }
-        Ok(vec![transcript(id, speaker, text, is_final, s, e)])
+        Ok(self
+            .segment(id, speaker, text, is_final, s, e)
+            .into_iter()
+            .collect())
     }
 
     fn google(&mut self, v: &Value) -> Result<Vec<Inbound>, DecodeError> {
@@ -478,16 +473,8 @@ impl Adapter {
             let (finals, start) = *self.google.entry(tag).or_insert((0, 0));
             if is_final {
                 let id = format!("{tag}-{finals}");
-                if self.keep(&id, &text, true) {
-                    out.push(transcript(
-                        id,
-                        speaker,
-                        text.trim().to_string(),
-                        true,
-                        start,
-                        end_ms,
-                    ));
-                }
+                let text = text.trim().to_string();
+                out.extend(self.segment(id, speaker, text, true, start, end_ms));
                 self.google.insert(tag, (finals + 1, end_ms));
             } else {
                 match unfinished.iter_mut().find(|u| u.0 == tag) {
@@ -505,16 +492,8 @@ impl Adapter {
             let speaker = self
                 .channels
                 .role("results.channelTag", (tag - 1) as usize)?;
-            if self.keep(&id, &text, false) {
-                out.push(transcript(
-                    id,
-                    speaker,
-                    text.trim().to_string(),
-                    false,
-                    start,
-                    end_ms,
-                ));
-            }
+            let text = text.trim().to_string();
+            out.extend(self.segment(id, speaker, text, false, start, end_ms));
         }
         Ok(out)
     }
@@ -560,16 +539,8 @@ impl Adapter {
             let text = string(a, &ap, "transcript")?.to_string();
             let offset = number(a, &ap, "offsetMs")? as u64 + shift;
             let duration = a.get("durationMs").and_then(Value::as_u64).unwrap_or(0);
-            if self.keep(&id, &text, is_final) {
-                out.push(transcript(
-                    id,
-                    speaker,
-                    text,
-                    is_final,
-                    offset,
-                    offset + duration,
-                ));
-            }
+            let end = offset + duration;
+            out.extend(self.segment(id, speaker, text, is_final, offset, end));
         }
         Ok(out)
     }

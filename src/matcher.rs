@@ -29,6 +29,7 @@ use aho_corasick::Anchored;
 use serde::{Deserialize, Serialize};
 
 use crate::lexicon::compile::{Cue, PatternInfo, Use};
+use crate::lexicon::reverse::SearchCache;
 use crate::lexicon::{Lexicon, SpeakerFilter};
 use crate::text::{redact, NormState, RedactState, Role, TokenSink};
 
@@ -191,8 +192,8 @@ struct Ctx<'a> {
     starts: Vec<(u16, usize)>,
     /// When set, every word fed is appended here (space-separated).
     words: Option<&'a mut String>,
-    /// A cache for template searches.
-    search: &'a mut regex_automata::hybrid::dfa::Cache,
+    /// A cache for template searches, taken from the lexicon at the first one.
+    search: Option<SearchCache<'a>>,
 }
 
 impl Stream {
@@ -271,7 +272,6 @@ impl Stream {
         f: impl FnOnce(&mut NormState, &mut Sink<'_, '_>),
     ) {
         let mut norm = self.state.norm;
-        let mut search = lex.searcher.cache();
         let Scratch(candidates, starts) = std::mem::take(&mut self.scratch);
         let mut sink = Sink {
             stream: self,
@@ -281,7 +281,7 @@ impl Stream {
                 candidates,
                 starts,
                 words,
-                search: &mut search,
+                search: None,
             },
         };
         f(&mut norm, &mut sink);
@@ -756,10 +756,8 @@ impl Stream {
             // One walk back over the window finds every template that ends here.
             if !walked {
                 walked = true;
-                gave_up = lex
-                    .searcher
-                    .all_starts(ctx.search, window, &mut all)
-                    .is_err();
+                let cache = ctx.search.get_or_insert_with(|| lex.searcher.cache());
+                gave_up = lex.searcher.all_starts(cache, window, &mut all).is_err();
             }
             let start = if gave_up {
                 tpl.regex.find(window).map(|m| m.start())
